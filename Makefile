@@ -1,0 +1,33 @@
+# crdb-py developer entry points. Every target works on a fresh machine:
+# the virtualenv is created and the project installed into it on demand.
+PY        ?= python3
+VENV      := .venv
+VPY       := $(VENV)/bin/python
+STAMP     := $(VENV)/.installed
+PROTO_SRC := $(wildcard protos/crdb_py/pb/*.proto)
+
+.PHONY: test test-slow lint protos protos-check bench demo clean
+
+$(STAMP): pyproject.toml
+	test -x $(VPY) || $(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP)
+	$(VPY) -m pytest
+
+test-slow: $(STAMP)
+	$(VPY) -m pytest -m slow
+
+lint: $(STAMP)
+	$(VPY) -m ruff check crdb_py tests bench
+
+protos: $(STAMP)
+	$(VPY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO_SRC)
+
+bench: $(STAMP)
+	$(VPY) bench/mvcc.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""crdb_py.kvserver."""

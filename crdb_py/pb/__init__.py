@@ -1,0 +1,1 @@
+"""Code generated from `protos/` by `make protos`. Never edit by hand."""

@@ -1,0 +1,207 @@
+"""The error hierarchy.
+
+Errors are part of the interface: each class has a stable `kind` (its name on
+the wire, see `Error.kind` in `protos/crdb_py/pb/api.proto`), says whether the
+operation may be retried, and maps to a SQLSTATE at the SQL edge. Messages
+tell the user what happened and what to do.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class CrdbError(Exception):
+    """Base of every error raised by crdb-py."""
+
+    sqlstate: ClassVar[str] = "XX000"  # internal_error
+    retryable: ClassVar[bool] = False
+
+    @property
+    def kind(self) -> str:
+        return type(self).__name__
+
+
+class InternalError(CrdbError):
+    """An invariant was violated: a bug. Never silently repaired."""
+
+
+class InvalidArgumentError(CrdbError):
+    sqlstate = "22023"
+
+
+class ValueTooLargeError(InvalidArgumentError):
+    sqlstate = "54000"
+
+
+class ClockOffsetError(CrdbError):
+    """A remote clock is further ahead than the maximum offset allows."""
+
+    sqlstate = "XXC01"
+
+
+class StorageError(CrdbError):
+    """The storage engine failed or is unusable (e.g. held by another process)."""
+
+    sqlstate = "58030"
+
+
+# ---- KV errors met while evaluating a request -------------------------------
+
+
+class KVError(CrdbError):
+    """An error from evaluating a KV request."""
+
+
+class WriteIntentError(KVError):
+    """The request met another transaction's intent(s); they must be resolved
+    (by waiting, pushing, or resolution) before it can proceed."""
+
+    def __init__(self, intents: list[Any], msg: str = "") -> None:
+        self.intents = list(intents)
+        super().__init__(msg or f"conflicting intent(s) on {len(self.intents)} key(s)")
+
+
+class WriteTooOldError(KVError):
+    """A write at timestamp T met a committed value at or above T. The write
+    must move to `actual_timestamp` (newer than the existing value)."""
+
+    retryable = True
+    sqlstate = "40001"
+
+    def __init__(self, timestamp: Any, actual_timestamp: Any, key: bytes = b"") -> None:
+        self.timestamp = timestamp
+        self.actual_timestamp = actual_timestamp
+        self.key = key
+        super().__init__(
+            f"WriteTooOldError: write for key {key!r} at timestamp {timestamp} too old; "
+            f"must write at or above {actual_timestamp}"
+        )
+
+
+class ReadWithinUncertaintyIntervalError(KVError):
+    """A read at T saw a value at T' with T < T' <= uncertainty limit: it may
+    have been written before the read in real time, so the reader must move
+    its timestamp above T' and retry."""
+
+    retryable = True
+    sqlstate = "40001"
+
+    def __init__(
+        self, read_timestamp: Any, existing_timestamp: Any, limit: Any, key: bytes = b""
+    ) -> None:
+        self.read_timestamp = read_timestamp
+        self.existing_timestamp = existing_timestamp
+        self.limit = limit
+        self.key = key
+        super().__init__(
+            f"ReadWithinUncertaintyIntervalError: read at time {read_timestamp} encountered "
+            f"previous write with future timestamp {existing_timestamp} within uncertainty "
+            f"interval `t <= {limit}`; restart transaction"
+        )
+
+
+class ConditionFailedError(KVError):
+    """A ConditionalPut's expectation did not hold."""
+
+    sqlstate = "23505"
+
+    def __init__(self, actual_value: bytes | None, msg: str = "") -> None:
+        self.actual_value = actual_value
+        super().__init__(msg or f"unexpected value: {actual_value!r}")
+
+
+class TransactionRetryError(KVError):
+    """The transaction must restart (at a higher epoch / timestamp)."""
+
+    retryable = True
+    sqlstate = "40001"
+
+    def __init__(self, reason: str, msg: str = "", txn: Any = None) -> None:
+        self.reason = reason
+        self.txn = txn
+        super().__init__(msg or f"TransactionRetryError: retry txn ({reason}): restart transaction")
+
+
+class TransactionAbortedError(KVError):
+    """The transaction was aborted (by a pusher, a deadlock, or expiry)."""
+
+    retryable = True
+    sqlstate = "40001"
+
+    def __init__(self, reason: str, txn: Any = None) -> None:
+        self.reason = reason
+        self.txn = txn
+        super().__init__(f"TransactionAbortedError({reason}): restart transaction")
+
+
+class TransactionPushError(KVError):
+    """A push failed: the pushee is live and has priority."""
+
+    def __init__(self, pushee: Any, msg: str = "") -> None:
+        self.pushee = pushee
+        super().__init__(msg or "failed to push transaction")
+
+
+class TransactionStatusError(KVError):
+    """The request does not fit the transaction record's status."""
+
+    def __init__(self, msg: str, reason: str = "", txn: Any = None) -> None:
+        self.reason = reason
+        self.txn = txn
+        super().__init__(f"TransactionStatusError: {msg}")
+
+
+class IntentMissingError(KVError):
+    """QueryIntent found no matching intent for an in-flight write."""
+
+    retryable = True
+    sqlstate = "40001"
+
+    def __init__(self, key: bytes, msg: str = "") -> None:
+        self.key = key
+        super().__init__(msg or f"intent missing for key {key!r}")
+
+
+# ---- routing / availability ---------------------------------------------------
+
+
+class NotLeaseHolderError(KVError):
+    """This replica does not hold the range's lease; `leaseholder` hints who does."""
+
+    def __init__(self, range_id: int, leaseholder: Any = None, lease: Any = None) -> None:
+        self.range_id = range_id
+        self.leaseholder = leaseholder
+        self.lease = lease
+        super().__init__(f"r{range_id}: not the leaseholder; current lease is {lease}")
+
+
+class RangeKeyMismatchError(KVError):
+    """The request's keys are outside this replica's range (stale range cache)."""
+
+    def __init__(self, key: bytes, end_key: bytes, range_desc: Any = None) -> None:
+        self.key = key
+        self.end_key = end_key
+        self.range_desc = range_desc
+        super().__init__(f"key range {key!r}-{end_key!r} outside of bounds of range")
+
+
+class RangeNotFoundError(KVError):
+    def __init__(self, range_id: int) -> None:
+        self.range_id = range_id
+        super().__init__(f"r{range_id} was not found on this store")
+
+
+class NodeUnavailableError(KVError):
+    sqlstate = "08006"
+
+    def __init__(self, node_id: int, msg: str = "") -> None:
+        self.node_id = node_id
+        super().__init__(msg or f"node n{node_id} is unavailable")
+
+
+class AmbiguousResultError(KVError):
+    """The outcome of a write is unknown (e.g. the connection failed after it
+    was sent). The client must not assume it failed."""
+
+    sqlstate = "40003"
