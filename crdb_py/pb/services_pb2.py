@@ -27,7 +27,7 @@ from crdb_py.pb import data_pb2 as crdb__py_dot_pb_dot_data__pb2
 from crdb_py.pb import raft_pb2 as crdb__py_dot_pb_dot_raft__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63rdb_py/pb/services.proto\x12\x08\x63rdb.rpc\x1a\x14\x63rdb_py/pb/api.proto\x1a\x15\x63rdb_py/pb/data.proto\x1a\x15\x63rdb_py/pb/raft.proto\"\x13\n\x11NodeStatusRequest\"_\n\x0bStoreStatus\x12\x10\n\x08store_id\x18\x01 \x01(\x05\x12\x13\n\x0brange_count\x18\x02 \x01(\x05\x12\x13\n\x0blease_count\x18\x03 \x01(\x05\x12\x14\n\x0cleader_count\x18\x04 \x01(\x05\"\x96\x01\n\nNodeStatus\x12*\n\x04\x64\x65sc\x18\x01 \x01(\x0b\x32\x1c.crdb.roachpb.NodeDescriptor\x12\x0c\n\x04live\x18\x02 \x01(\x08\x12\x18\n\x10started_at_nanos\x18\x03 \x01(\x03\x12%\n\x06stores\x18\x04 \x03(\x0b\x32\x15.crdb.rpc.StoreStatus\x12\r\n\x05\x62uild\x18\x05 \x01(\t\"9\n\x12NodeStatusResponse\x12#\n\x05nodes\x18\x01 \x03(\x0b\x32\x14.crdb.rpc.NodeStatus\"\x12\n\x10\x42ootstrapRequest\"\'\n\x11\x42ootstrapResponse\x12\x12\n\ncluster_id\x18\x01 \x01(\t\"9\n\x0bJoinRequest\x12*\n\x04\x64\x65sc\x18\x01 \x01(\x0b\x32\x1c.crdb.roachpb.NodeDescriptor\"`\n\x0cJoinResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12+\n\x05nodes\x18\x03 \x03(\x0b\x32\x1c.crdb.roachpb.NodeDescriptor2\xa5\x01\n\x08Internal\x12@\n\x05\x42\x61tch\x12\x1a.crdb.roachpb.BatchRequest\x1a\x1b.crdb.roachpb.BatchResponse\x12W\n\x10RaftMessageBatch\x12\x1d.crdb.raftpb.RaftMessageBatch\x1a .crdb.raftpb.RaftMessageResponse(\x01\x30\x01\x32\xc9\x01\n\x05\x41\x64min\x12\x43\n\x06Status\x12\x1b.crdb.rpc.NodeStatusRequest\x1a\x1c.crdb.rpc.NodeStatusResponse\x12\x44\n\tBootstrap\x12\x1a.crdb.rpc.BootstrapRequest\x1a\x1b.crdb.rpc.BootstrapResponse\x12\x35\n\x04Join\x12\x15.crdb.rpc.JoinRequest\x1a\x16.crdb.rpc.JoinResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63rdb_py/pb/services.proto\x12\x08\x63rdb.rpc\x1a\x14\x63rdb_py/pb/api.proto\x1a\x15\x63rdb_py/pb/data.proto\x1a\x15\x63rdb_py/pb/raft.proto\"\x13\n\x11NodeStatusRequest\"_\n\x0bStoreStatus\x12\x10\n\x08store_id\x18\x01 \x01(\x05\x12\x13\n\x0brange_count\x18\x02 \x01(\x05\x12\x13\n\x0blease_count\x18\x03 \x01(\x05\x12\x14\n\x0cleader_count\x18\x04 \x01(\x05\"\x96\x01\n\nNodeStatus\x12*\n\x04\x64\x65sc\x18\x01 \x01(\x0b\x32\x1c.crdb.roachpb.NodeDescriptor\x12\x0c\n\x04live\x18\x02 \x01(\x08\x12\x18\n\x10started_at_nanos\x18\x03 \x01(\x03\x12%\n\x06stores\x18\x04 \x03(\x0b\x32\x15.crdb.rpc.StoreStatus\x12\r\n\x05\x62uild\x18\x05 \x01(\t\"9\n\x12NodeStatusResponse\x12#\n\x05nodes\x18\x01 \x03(\x0b\x32\x14.crdb.rpc.NodeStatus\"\x12\n\x10\x42ootstrapRequest\"\'\n\x11\x42ootstrapResponse\x12\x12\n\ncluster_id\x18\x01 \x01(\t\"9\n\x0bJoinRequest\x12*\n\x04\x64\x65sc\x18\x01 \x01(\x0b\x32\x1c.crdb.roachpb.NodeDescriptor\"`\n\x0cJoinResponse\x12\x0f\n\x07node_id\x18\x01 \x01(\x05\x12\x12\n\ncluster_id\x18\x02 \x01(\t\x12+\n\x05nodes\x18\x03 \x03(\x0b\x32\x1c.crdb.roachpb.NodeDescriptor\"K\n\x0bLinkLatency\x12\x14\n\x0c\x66rom_node_id\x18\x01 \x01(\x05\x12\x12\n\nto_node_id\x18\x02 \x01(\x05\x12\x12\n\nlatency_ms\x18\x03 \x01(\x01\"7\n\x0b\x42lockedLink\x12\x14\n\x0c\x66rom_node_id\x18\x01 \x01(\x05\x12\x12\n\nto_node_id\x18\x02 \x01(\x05\"\x7f\n\nLinkFaults\x12\x1a\n\x12\x64\x65\x66\x61ult_latency_ms\x18\x01 \x01(\x01\x12-\n\x0elink_latencies\x18\x02 \x03(\x0b\x32\x15.crdb.rpc.LinkLatency\x12&\n\x07\x62locked\x18\x03 \x03(\x0b\x32\x15.crdb.rpc.BlockedLink\"<\n\x14SetLinkFaultsRequest\x12$\n\x06\x66\x61ults\x18\x01 \x01(\x0b\x32\x14.crdb.rpc.LinkFaults\"=\n\x15SetLinkFaultsResponse\x12$\n\x06\x66\x61ults\x18\x01 \x01(\x0b\x32\x14.crdb.rpc.LinkFaults\"M\n\x12\x42\x61tchStreamRequest\x12\n\n\x02id\x18\x01 \x01(\x04\x12+\n\x07request\x18\x02 \x01(\x0b\x32\x1a.crdb.roachpb.BatchRequest\"_\n\x13\x42\x61tchStreamResponse\x12\n\n\x02id\x18\x01 \x01(\x04\x12-\n\x08response\x18\x02 \x01(\x0b\x32\x1b.crdb.roachpb.BatchResponse\x12\r\n\x05\x65rror\x18\x03 \x01(\t2\xf5\x01\n\x08Internal\x12@\n\x05\x42\x61tch\x12\x1a.crdb.roachpb.BatchRequest\x1a\x1b.crdb.roachpb.BatchResponse\x12W\n\x10RaftMessageBatch\x12\x1d.crdb.raftpb.RaftMessageBatch\x1a .crdb.raftpb.RaftMessageResponse(\x01\x30\x01\x12N\n\x0b\x42\x61tchStream\x12\x1c.crdb.rpc.BatchStreamRequest\x1a\x1d.crdb.rpc.BatchStreamResponse(\x01\x30\x01\x32\x9b\x02\n\x05\x41\x64min\x12\x43\n\x06Status\x12\x1b.crdb.rpc.NodeStatusRequest\x1a\x1c.crdb.rpc.NodeStatusResponse\x12\x44\n\tBootstrap\x12\x1a.crdb.rpc.BootstrapRequest\x1a\x1b.crdb.rpc.BootstrapResponse\x12\x35\n\x04Join\x12\x15.crdb.rpc.JoinRequest\x1a\x16.crdb.rpc.JoinResponse\x12P\n\rSetLinkFaults\x12\x1e.crdb.rpc.SetLinkFaultsRequest\x1a\x1f.crdb.rpc.SetLinkFaultsResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -50,8 +50,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_JOINREQUEST']._serialized_end=555
   _globals['_JOINRESPONSE']._serialized_start=557
   _globals['_JOINRESPONSE']._serialized_end=653
-  _globals['_INTERNAL']._serialized_start=656
-  _globals['_INTERNAL']._serialized_end=821
-  _globals['_ADMIN']._serialized_start=824
-  _globals['_ADMIN']._serialized_end=1025
+  _globals['_LINKLATENCY']._serialized_start=655
+  _globals['_LINKLATENCY']._serialized_end=730
+  _globals['_BLOCKEDLINK']._serialized_start=732
+  _globals['_BLOCKEDLINK']._serialized_end=787
+  _globals['_LINKFAULTS']._serialized_start=789
+  _globals['_LINKFAULTS']._serialized_end=916
+  _globals['_SETLINKFAULTSREQUEST']._serialized_start=918
+  _globals['_SETLINKFAULTSREQUEST']._serialized_end=978
+  _globals['_SETLINKFAULTSRESPONSE']._serialized_start=980
+  _globals['_SETLINKFAULTSRESPONSE']._serialized_end=1041
+  _globals['_BATCHSTREAMREQUEST']._serialized_start=1043
+  _globals['_BATCHSTREAMREQUEST']._serialized_end=1120
+  _globals['_BATCHSTREAMRESPONSE']._serialized_start=1122
+  _globals['_BATCHSTREAMRESPONSE']._serialized_end=1217
+  _globals['_INTERNAL']._serialized_start=1220
+  _globals['_INTERNAL']._serialized_end=1465
+  _globals['_ADMIN']._serialized_start=1468
+  _globals['_ADMIN']._serialized_end=1751
 # @@protoc_insertion_point(module_scope)

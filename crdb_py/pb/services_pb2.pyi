@@ -70,3 +70,61 @@ class JoinResponse(_message.Message):
     cluster_id: str
     nodes: _containers.RepeatedCompositeFieldContainer[_data_pb2.NodeDescriptor]
     def __init__(self, node_id: _Optional[int] = ..., cluster_id: _Optional[str] = ..., nodes: _Optional[_Iterable[_Union[_data_pb2.NodeDescriptor, _Mapping]]] = ...) -> None: ...
+
+class LinkLatency(_message.Message):
+    __slots__ = ("from_node_id", "to_node_id", "latency_ms")
+    FROM_NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    from_node_id: int
+    to_node_id: int
+    latency_ms: float
+    def __init__(self, from_node_id: _Optional[int] = ..., to_node_id: _Optional[int] = ..., latency_ms: _Optional[float] = ...) -> None: ...
+
+class BlockedLink(_message.Message):
+    __slots__ = ("from_node_id", "to_node_id")
+    FROM_NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    TO_NODE_ID_FIELD_NUMBER: _ClassVar[int]
+    from_node_id: int
+    to_node_id: int
+    def __init__(self, from_node_id: _Optional[int] = ..., to_node_id: _Optional[int] = ...) -> None: ...
+
+class LinkFaults(_message.Message):
+    __slots__ = ("default_latency_ms", "link_latencies", "blocked")
+    DEFAULT_LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
+    LINK_LATENCIES_FIELD_NUMBER: _ClassVar[int]
+    BLOCKED_FIELD_NUMBER: _ClassVar[int]
+    default_latency_ms: float
+    link_latencies: _containers.RepeatedCompositeFieldContainer[LinkLatency]
+    blocked: _containers.RepeatedCompositeFieldContainer[BlockedLink]
+    def __init__(self, default_latency_ms: _Optional[float] = ..., link_latencies: _Optional[_Iterable[_Union[LinkLatency, _Mapping]]] = ..., blocked: _Optional[_Iterable[_Union[BlockedLink, _Mapping]]] = ...) -> None: ...
+
+class SetLinkFaultsRequest(_message.Message):
+    __slots__ = ("faults",)
+    FAULTS_FIELD_NUMBER: _ClassVar[int]
+    faults: LinkFaults
+    def __init__(self, faults: _Optional[_Union[LinkFaults, _Mapping]] = ...) -> None: ...
+
+class SetLinkFaultsResponse(_message.Message):
+    __slots__ = ("faults",)
+    FAULTS_FIELD_NUMBER: _ClassVar[int]
+    faults: LinkFaults
+    def __init__(self, faults: _Optional[_Union[LinkFaults, _Mapping]] = ...) -> None: ...
+
+class BatchStreamRequest(_message.Message):
+    __slots__ = ("id", "request")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    request: _api_pb2.BatchRequest
+    def __init__(self, id: _Optional[int] = ..., request: _Optional[_Union[_api_pb2.BatchRequest, _Mapping]] = ...) -> None: ...
+
+class BatchStreamResponse(_message.Message):
+    __slots__ = ("id", "response", "error")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    response: _api_pb2.BatchResponse
+    error: str
+    def __init__(self, id: _Optional[int] = ..., response: _Optional[_Union[_api_pb2.BatchResponse, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...

@@ -46,6 +46,11 @@ class InternalStub:
                 request_serializer=crdb__py_dot_pb_dot_raft__pb2.RaftMessageBatch.SerializeToString,
                 response_deserializer=crdb__py_dot_pb_dot_raft__pb2.RaftMessageResponse.FromString,
                 _registered_method=True)
+        self.BatchStream = channel.stream_stream(
+                '/crdb.rpc.Internal/BatchStream',
+                request_serializer=crdb__py_dot_pb_dot_services__pb2.BatchStreamRequest.SerializeToString,
+                response_deserializer=crdb__py_dot_pb_dot_services__pb2.BatchStreamResponse.FromString,
+                _registered_method=True)
 
 
 class InternalServicer:
@@ -65,6 +70,13 @@ class InternalServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def BatchStream(self, request_iterator, context):
+        """Batch requests multiplexed over one long-lived stream, matched by id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_InternalServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -77,6 +89,11 @@ def add_InternalServicer_to_server(servicer, server):
                     servicer.RaftMessageBatch,
                     request_deserializer=crdb__py_dot_pb_dot_raft__pb2.RaftMessageBatch.FromString,
                     response_serializer=crdb__py_dot_pb_dot_raft__pb2.RaftMessageResponse.SerializeToString,
+            ),
+            'BatchStream': grpc.stream_stream_rpc_method_handler(
+                    servicer.BatchStream,
+                    request_deserializer=crdb__py_dot_pb_dot_services__pb2.BatchStreamRequest.FromString,
+                    response_serializer=crdb__py_dot_pb_dot_services__pb2.BatchStreamResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -143,6 +160,33 @@ class Internal:
             metadata,
             _registered_method=True)
 
+    @staticmethod
+    def BatchStream(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/crdb.rpc.Internal/BatchStream',
+            crdb__py_dot_pb_dot_services__pb2.BatchStreamRequest.SerializeToString,
+            crdb__py_dot_pb_dot_services__pb2.BatchStreamResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
 
 class AdminStub:
     """Missing associated documentation comment in .proto file."""
@@ -168,6 +212,11 @@ class AdminStub:
                 request_serializer=crdb__py_dot_pb_dot_services__pb2.JoinRequest.SerializeToString,
                 response_deserializer=crdb__py_dot_pb_dot_services__pb2.JoinResponse.FromString,
                 _registered_method=True)
+        self.SetLinkFaults = channel.unary_unary(
+                '/crdb.rpc.Admin/SetLinkFaults',
+                request_serializer=crdb__py_dot_pb_dot_services__pb2.SetLinkFaultsRequest.SerializeToString,
+                response_deserializer=crdb__py_dot_pb_dot_services__pb2.SetLinkFaultsResponse.FromString,
+                _registered_method=True)
 
 
 class AdminServicer:
@@ -191,6 +240,13 @@ class AdminServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def SetLinkFaults(self, request, context):
+        """Latency injection / partitions, controlled at run time (LocalCluster).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AdminServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -208,6 +264,11 @@ def add_AdminServicer_to_server(servicer, server):
                     servicer.Join,
                     request_deserializer=crdb__py_dot_pb_dot_services__pb2.JoinRequest.FromString,
                     response_serializer=crdb__py_dot_pb_dot_services__pb2.JoinResponse.SerializeToString,
+            ),
+            'SetLinkFaults': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetLinkFaults,
+                    request_deserializer=crdb__py_dot_pb_dot_services__pb2.SetLinkFaultsRequest.FromString,
+                    response_serializer=crdb__py_dot_pb_dot_services__pb2.SetLinkFaultsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -291,6 +352,33 @@ class Admin:
             '/crdb.rpc.Admin/Join',
             crdb__py_dot_pb_dot_services__pb2.JoinRequest.SerializeToString,
             crdb__py_dot_pb_dot_services__pb2.JoinResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetLinkFaults(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/crdb.rpc.Admin/SetLinkFaults',
+            crdb__py_dot_pb_dot_services__pb2.SetLinkFaultsRequest.SerializeToString,
+            crdb__py_dot_pb_dot_services__pb2.SetLinkFaultsResponse.FromString,
             options,
             channel_credentials,
             insecure,
