@@ -205,3 +205,38 @@ class AmbiguousResultError(KVError):
     was sent). The client must not assume it failed."""
 
     sqlstate = "40003"
+
+
+# ---- cluster membership (server) ----------------------------------------------
+
+
+class ClusterAlreadyInitializedError(CrdbError):
+    """`init` was sent to a node that already belongs to an initialized cluster."""
+
+    def __init__(self, msg: str = "") -> None:
+        super().__init__(
+            msg or "cluster has already been initialized; `crdb-py init` is needed only once"
+        )
+
+
+class NodeNotInitializedError(CrdbError):
+    """The node has not joined a cluster yet (it waits for `init` or a join)."""
+
+    retryable = True
+
+    def __init__(self, msg: str = "") -> None:
+        super().__init__(
+            msg or "node is not initialized yet: run `crdb-py init` on one node of the cluster"
+        )
+
+
+class JoinTimeoutError(CrdbError):
+    """None of the `--join` addresses answered before the deadline."""
+
+    def __init__(self, addresses: list[str], timeout: float) -> None:
+        self.addresses = list(addresses)
+        super().__init__(
+            f"could not join a cluster: no answer from any of the --join addresses "
+            f"{', '.join(self.addresses)} within {timeout:g}s; check that those nodes are "
+            f"running and reachable"
+        )
