@@ -240,3 +240,12 @@ class JoinTimeoutError(CrdbError):
             f"{', '.join(self.addresses)} within {timeout:g}s; check that those nodes are "
             f"running and reachable"
         )
+
+
+# ---- transport ----------------------------------------------------------------
+
+
+class AddressInUseError(CrdbError):
+    """A server could not listen on its address (port taken or not local)."""
+
+    sqlstate = "58000"  # system_error
