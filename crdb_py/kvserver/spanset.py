@@ -170,8 +170,9 @@ class SpanSet:
 
     def sort_and_dedupe(self) -> None:
         """Sort each access's spans and merge overlapping or adjacent spans that
-        share a timestamp. Shrinks the number of latches; never changes what the
-        set allows."""
+        share a timestamp. Shrinks the number of latches; whatever was allowed
+        stays allowed (a span across two merged neighbours becomes allowed too,
+        which is harmless: the latches then cover it)."""
         for access, spans in enumerate(self._by_access):
             by_ts: dict[Timestamp, list[Span]] = {}
             for ds in spans:
