@@ -1,0 +1,671 @@
+"""MVCC reads and writes over an engine: versions, tombstones, write intents.
+
+Every logical key has at most one *metadata record* and any number of
+*versions* (see `crdb_py.storage.mvcc_key` for the byte layout). A version
+is the value written at a timestamp — ``0x01`` + the bytes, or the empty
+string for a deletion tombstone. The metadata record is either
+
+* an **inline value** (``0x01`` + bytes): an unversioned value written with a
+  zero timestamp and no transaction (txn records, range descriptors); a key
+  is either inline or versioned, never both; or
+* a **write intent** (``0x02`` + `MVCCMetadata`): the key has a provisional
+  value, written by the transaction ``meta.txn`` as the version at
+  ``meta.timestamp``. ``meta.txn.sequence`` is the sequence number of that
+  write; ``meta.intent_history`` keeps the values the same transaction wrote
+  earlier in the same epoch, so the txn can read its own writes as of any
+  sequence number (and savepoint rollback can go back to one).
+
+Invariants kept here (and checked loudly where cheap):
+
+* a key with an intent has the provisional version as its newest version:
+  nobody else can write above it, the owner rewrites it in place;
+* a key never holds both an inline value and versions;
+* a write at a timestamp at or below the key's newest committed version is
+  refused (`WriteTooOldError`, carrying the timestamp just above it) — it
+  writes nothing, the caller moves its timestamp and retries.
+
+Reads (`mvcc_get`, `mvcc_scan`) at timestamp T see, per key, the newest
+version at or below T, subject to:
+
+* intents of other transactions at or below T (or within the uncertainty
+  window, or at any timestamp for locking reads) conflict: the read raises
+  `WriteIntentError` carrying every conflicting intent, or, when
+  ``inconsistent=True``, reads below them and reports them;
+* the reader's own intent is visible whatever its timestamp, as of the
+  reader's sequence number (intent history); an intent from an earlier epoch
+  of the reader is ignored;
+* a version in ``(T, uncertainty_limit]`` raises
+  `ReadWithinUncertaintyIntervalError` (it may precede the read in real
+  time); with ``fail_on_more_recent`` (locking reads) any version above T
+  raises `WriteTooOldError`.
+
+Resolution, GC and the other maintenance operations live in
+`crdb_py.storage.mvcc_intent`. Design notes: docs/design/storage.md.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from crdb_py.pb import data_pb2
+from crdb_py.storage.engine import Reader, ReadWriter
+from crdb_py.storage.mvcc_key import (
+    SUFFIX_LEN,
+    TERMINATOR,
+    decode_suffix,
+    encode_prefix,
+    encode_suffix,
+    span_bounds,
+)
+from crdb_py.storage.stats import META_INLINE, META_INTENT, MVCCStats, apply_head, apply_version
+from crdb_py.util.errors import (
+    ConditionFailedError,
+    InternalError,
+    InvalidArgumentError,
+    ReadWithinUncertaintyIntervalError,
+    WriteIntentError,
+    WriteTooOldError,
+)
+from crdb_py.util.hlc import MAX_TIMESTAMP, Timestamp, ts_from_proto, ts_to_proto
+from crdb_py.util.keys import next_key
+
+VALUE_TAG = b"\x01"
+TOMBSTONE = b""
+_INLINE_TAG = bytes([META_INLINE])
+_INTENT_TAG = bytes([META_INTENT])
+
+# Per-key read modes of the scanner.
+_NORMAL, _DONE, _PROVISIONAL = 0, 1, 2
+
+
+@dataclass(frozen=True, slots=True)
+class GetResult:
+    """`value` None = no value; with ``tombstones=True`` a deletion is
+    reported as value None with its `timestamp` set."""
+
+    value: bytes | None
+    timestamp: Timestamp | None = None
+    intent: data_pb2.Intent | None = None  # inconsistent reads: intent read below
+
+
+@dataclass(slots=True)
+class ScanResult:
+    kvs: list[tuple[bytes, bytes | None]]
+    resume_span: tuple[bytes, bytes] | None = None
+    resume_reason: str | None = None  # "max_keys" | "target_bytes"
+    intents: list[data_pb2.Intent] = field(default_factory=list)  # inconsistent reads
+    num_bytes: int = 0
+
+
+# ---- reads -------------------------------------------------------------------------
+
+
+class _ReadCtx:
+    __slots__ = (
+        "fail_on_more_recent",
+        "inconsistent",
+        "intents",
+        "inv_read",
+        "inv_unc",
+        "limit",
+        "ts",
+        "txn",
+    )
+
+    def __init__(
+        self,
+        ts: Timestamp,
+        txn: data_pb2.TxnMeta | None,
+        inconsistent: bool,
+        uncertainty_limit: Timestamp | None,
+        fail_on_more_recent: bool,
+    ) -> None:
+        if inconsistent and txn is not None:
+            raise InvalidArgumentError("inconsistent reads cannot be transactional")
+        self.ts = ts
+        self.txn = txn
+        self.inconsistent = inconsistent
+        self.fail_on_more_recent = fail_on_more_recent
+        self.inv_read = encode_suffix(ts)
+        self.limit = uncertainty_limit
+        self.inv_unc = (
+            encode_suffix(uncertainty_limit)
+            if uncertainty_limit is not None and ts < uncertainty_limit
+            else None
+        )
+        self.intents: list[data_pb2.Intent] = []
+
+
+_NO_VALUE = object()
+
+
+def _eval_meta(
+    ctx: _ReadCtx, uk: bytes, meta: bytes
+) -> tuple[int, bytes | None, object]:
+    """Decide how to read a key that has a metadata record.
+
+    Returns (mode, version suffix to skip/expect, value to emit or _NO_VALUE);
+    the value is None for a tombstone.
+    """
+    if meta[0] == META_INLINE:
+        return _DONE, None, meta[1:]
+    md = data_pb2.MVCCMetadata.FromString(meta[1:])
+    isfx = encode_suffix(ts_from_proto(md.timestamp))
+    txn = ctx.txn
+    if txn is not None and md.txn.id == txn.id:
+        if md.txn.epoch < txn.epoch:
+            return _NORMAL, isfx, _NO_VALUE  # an earlier epoch's intent is invisible
+        if md.txn.epoch > txn.epoch:
+            raise InternalError(
+                f"read of {uk!r} at epoch {txn.epoch} met its own intent of epoch {md.txn.epoch}"
+            )
+        if txn.sequence >= md.txn.sequence:
+            return _PROVISIONAL, isfx, _NO_VALUE
+        best = None
+        for sv in md.intent_history:
+            if sv.sequence <= txn.sequence and (best is None or sv.sequence > best.sequence):
+                best = sv
+        if best is None:
+            return _NORMAL, isfx, _NO_VALUE  # written after this read's sequence
+        return _DONE, None, (None if best.deleted else best.value)
+    conflict = (
+        ctx.fail_on_more_recent
+        or isfx >= ctx.inv_read
+        or (ctx.inv_unc is not None and isfx >= ctx.inv_unc)
+    )
+    if not conflict:
+        return _NORMAL, isfx, _NO_VALUE
+    ctx.intents.append(data_pb2.Intent(key=uk, txn=md.txn))
+    if ctx.inconsistent:
+        return _NORMAL, isfx, _NO_VALUE
+    return _DONE, None, _NO_VALUE
+
+
+def _forward_groups_of_reverse(
+    it: Iterator[tuple[bytes, bytes]],
+) -> Iterator[tuple[bytes, bytes]]:
+    """Turn a reverse engine iteration into keys in reverse order whose
+    records come in forward order (metadata, then newest to oldest)."""
+    buf: list[tuple[bytes, bytes]] = []
+    cur = b""
+    for kv in it:
+        ek = kv[0]
+        if not cur or not ek.startswith(cur):
+            if buf:
+                buf.reverse()
+                yield from buf
+                buf.clear()
+            cur = ek[: ek.find(TERMINATOR, 1) + 2]
+        buf.append(kv)
+    if buf:
+        buf.reverse()
+        yield from buf
+
+
+def mvcc_scan(
+    reader: Reader,
+    start: bytes,
+    end: bytes,
+    ts: Timestamp,
+    *,
+    txn: data_pb2.TxnMeta | None = None,
+    reverse: bool = False,
+    max_keys: int = 0,
+    target_bytes: int = 0,
+    inconsistent: bool = False,
+    uncertainty_limit: Timestamp | None = None,
+    tombstones: bool = False,
+    fail_on_more_recent: bool = False,
+) -> ScanResult:
+    """Read the newest visible value of every key in [start, end) at `ts`.
+
+    Stops after `max_keys` rows or once `target_bytes` (sum of key and value
+    lengths; at least one row is returned) are reached, and returns the
+    resume span of what is left: forward ``(next key, end)``, reverse
+    ``(start, next_key(next key))``.
+    """
+    ctx = _ReadCtx(ts, txn, inconsistent, uncertainty_limit, fail_on_more_recent)
+    inv_read, inv_unc = ctx.inv_read, ctx.inv_unc
+    lo, hi = span_bounds(start, end)
+    if reverse:
+        stream: Iterator[tuple[bytes, bytes]] = _forward_groups_of_reverse(
+            reader.iter_range(lo, hi, reverse=True)
+        )
+    else:
+        stream = reader.iter_range(lo)  # unbounded: checked below, no wrapper cost
+    kvs: list[tuple[bytes, bytes | None]] = []
+    append = kvs.append
+    nbytes = 0
+    full = False
+    reason: str | None = None
+    resume_key: bytes | None = None
+    cur = b"\xff"  # never a prefix of an MVCC key
+    plen = 0
+    uk = b""
+    mode = _DONE
+    skip: bytes | None = None
+    for ek, v in stream:
+        if ek.startswith(cur):
+            if mode == _DONE:
+                continue
+            sfx = ek[plen:]
+        else:
+            if ek >= hi:
+                break
+            i = ek.find(TERMINATOR, 1)
+            if i < 0 or ek[0] != 1:
+                raise InternalError(f"malformed MVCC key {ek!r}")
+            plen = i + 2
+            cur = ek[:plen]
+            uk = ek[1:i]
+            if 0 in uk:
+                uk = uk.replace(b"\x00\xff", b"\x00")
+            if full:
+                resume_key = uk
+                break
+            sfx = ek[plen:]
+            skip = None
+            mode = _NORMAL
+            if not sfx:
+                mode, skip, val = _eval_meta(ctx, uk, v)
+                if val is _NO_VALUE:
+                    continue
+                mode = _DONE
+                if val is None and not tombstones:
+                    continue
+                append((uk, val))  # type: ignore[arg-type]
+                nbytes += len(uk) + (len(val) if val else 0)  # type: ignore[arg-type]
+            else:
+                # Fast path: a key without metadata. Same logic as below.
+                if sfx >= inv_read:
+                    mode = _DONE
+                    if v:
+                        val = v[1:]
+                        append((uk, val))
+                        nbytes += len(uk) + len(val)
+                    elif tombstones:
+                        append((uk, None))
+                        nbytes += len(uk)
+                    else:
+                        continue
+                else:
+                    if fail_on_more_recent:
+                        raise WriteTooOldError(ts, decode_suffix(sfx).next(), uk)
+                    if inv_unc is not None and sfx >= inv_unc:
+                        raise ReadWithinUncertaintyIntervalError(
+                            ts, decode_suffix(sfx), uncertainty_limit, uk
+                        )
+                    continue
+            if (max_keys and len(kvs) >= max_keys) or (target_bytes and nbytes >= target_bytes):
+                full = True
+                reason = "max_keys" if max_keys and len(kvs) >= max_keys else "target_bytes"
+            continue
+        # A version of the current key (or a metadata record out of place).
+        if not sfx:
+            raise InternalError(f"MVCC metadata record after versions at {ek!r}")
+        if mode == _PROVISIONAL:
+            if sfx != skip:
+                raise InternalError(f"intent on {uk!r} without its provisional version")
+            mode = _DONE
+            if v:
+                append((uk, v[1:]))
+                nbytes += len(uk) + len(v) - 1
+            elif tombstones:
+                append((uk, None))
+                nbytes += len(uk)
+            else:
+                continue
+        elif sfx == skip:
+            continue
+        elif sfx >= inv_read:
+            mode = _DONE
+            if v:
+                append((uk, v[1:]))
+                nbytes += len(uk) + len(v) - 1
+            elif tombstones:
+                append((uk, None))
+                nbytes += len(uk)
+            else:
+                continue
+        else:
+            if fail_on_more_recent:
+                raise WriteTooOldError(ts, decode_suffix(sfx).next(), uk)
+            if inv_unc is not None and sfx >= inv_unc:
+                raise ReadWithinUncertaintyIntervalError(
+                    ts, decode_suffix(sfx), uncertainty_limit, uk
+                )
+            continue
+        if (max_keys and len(kvs) >= max_keys) or (target_bytes and nbytes >= target_bytes):
+            full = True
+            reason = "max_keys" if max_keys and len(kvs) >= max_keys else "target_bytes"
+    del stream
+    if ctx.intents and not inconsistent:
+        raise WriteIntentError(ctx.intents)
+    resume: tuple[bytes, bytes] | None = None
+    if resume_key is not None:
+        resume = (start, next_key(resume_key)) if reverse else (resume_key, end)
+    else:
+        reason = None
+    return ScanResult(kvs, resume, reason, ctx.intents, nbytes)
+
+
+def mvcc_get(
+    reader: Reader,
+    key: bytes,
+    ts: Timestamp,
+    *,
+    txn: data_pb2.TxnMeta | None = None,
+    inconsistent: bool = False,
+    uncertainty_limit: Timestamp | None = None,
+    tombstones: bool = False,
+    fail_on_more_recent: bool = False,
+) -> GetResult:
+    """The value of `key` visible at `ts` (see `mvcc_scan` for the rules)."""
+    prefix = encode_prefix(key)
+    plen = len(prefix)
+    inv_read = encode_suffix(ts)
+    it = reader.iter_range(prefix)
+    for ek, v in it:
+        if not ek.startswith(prefix):
+            return GetResult(None)
+        sfx = ek[plen:]
+        if not sfx:
+            break  # metadata: take the general path
+        if sfx >= inv_read:
+            # Fast path: newest version is visible and the key has no metadata.
+            if v:
+                return GetResult(v[1:], decode_suffix(sfx))
+            return GetResult(None, decode_suffix(sfx) if tombstones else None)
+        break
+    else:
+        return GetResult(None)
+    del it
+    res = mvcc_scan(
+        reader,
+        key,
+        next_key(key),
+        ts,
+        txn=txn,
+        inconsistent=inconsistent,
+        uncertainty_limit=uncertainty_limit,
+        tombstones=True,
+        fail_on_more_recent=fail_on_more_recent,
+    )
+    intent = res.intents[0] if res.intents else None
+    if not res.kvs:
+        return GetResult(None, None, intent)
+    val = res.kvs[0][1]
+    if val is None and not tombstones:
+        return GetResult(None, None, intent)
+    return GetResult(val, _value_timestamp(reader, key, ts, txn, val), intent)
+
+
+def _value_timestamp(
+    reader: Reader, key: bytes, ts: Timestamp, txn: data_pb2.TxnMeta | None, val: bytes | None
+) -> Timestamp | None:
+    """Timestamp of the version a slow-path get returned (zero for inline)."""
+    prefix = encode_prefix(key)
+    meta = reader.get(prefix)
+    skip: bytes | None = None
+    if meta is not None:
+        if meta[0] == META_INLINE:
+            return Timestamp()
+        md = data_pb2.MVCCMetadata.FromString(meta[1:])
+        if (
+            txn is not None
+            and md.txn.id == txn.id
+            and md.txn.epoch == txn.epoch
+            and (
+                txn.sequence >= md.txn.sequence
+                or any(sv.sequence <= txn.sequence for sv in md.intent_history)
+            )
+        ):
+            return ts_from_proto(md.timestamp)
+        skip = encode_suffix(ts_from_proto(md.timestamp))
+    plen = len(prefix)
+    for ek, _ in reader.iter_range(prefix + encode_suffix(ts)):
+        if not ek.startswith(prefix):
+            break
+        if ek[plen:] != skip:
+            return decode_suffix(ek[plen:])
+    return None
+
+
+# ---- writes ------------------------------------------------------------------------
+
+
+def _head(rw: Reader, prefix: bytes, n: int) -> tuple[bytes | None, list[tuple[bytes, bytes]]]:
+    """(metadata record or None, first versions up to `n` as (suffix, value))."""
+    meta: bytes | None = None
+    versions: list[tuple[bytes, bytes]] = []
+    plen = len(prefix)
+    it = rw.iter_range(prefix)
+    for ek, v in it:
+        if not ek.startswith(prefix):
+            break
+        if len(ek) == plen:
+            meta = v
+            continue
+        versions.append((ek[plen:], v))
+        if len(versions) >= n:
+            break
+    del it
+    return meta, versions
+
+
+def _intent_conflict(key: bytes, md: data_pb2.MVCCMetadata) -> WriteIntentError:
+    return WriteIntentError([data_pb2.Intent(key=key, txn=md.txn)])
+
+
+def _write_ts(ts: Timestamp, txn: data_pb2.TxnMeta | None) -> Timestamp:
+    if txn is not None and txn.HasField("write_timestamp"):
+        wts = ts_from_proto(txn.write_timestamp)
+        if not wts.is_empty():
+            return wts
+    return ts
+
+
+def _put(
+    rw: ReadWriter,
+    key: bytes,
+    ts: Timestamp,
+    value: bytes,
+    txn: data_pb2.TxnMeta | None,
+    stats: MVCCStats | None,
+) -> None:
+    """Write encoded `value` (VALUE_TAG + bytes, or TOMBSTONE) at `ts`."""
+    prefix = encode_prefix(key)
+    klen = len(key)
+    ts = _write_ts(ts, txn)
+    if ts.is_empty():
+        if txn is not None:
+            raise InvalidArgumentError(f"transactional write of {key!r} needs a timestamp")
+        meta, versions = _head(rw, prefix, 1)
+        if versions:
+            raise InvalidArgumentError(f"key {key!r} has versioned values; cannot write it inline")
+        new_meta = (_INLINE_TAG + value[1:]) if value else None
+        if new_meta is None:
+            rw.delete(prefix)
+        else:
+            rw.put(prefix, new_meta)
+        if stats is not None:
+            apply_head(stats, -1, klen, meta, None)
+            apply_head(stats, 1, klen, new_meta, None)
+        return
+    meta, versions = _head(rw, prefix, 1)
+    newest = versions[0] if versions else None
+    if meta is not None and meta[0] == META_INLINE:
+        raise InvalidArgumentError(f"key {key!r} holds an inline value; cannot version it")
+    hist: list[data_pb2.SequencedValue] = []
+    old_sfx: bytes | None = None
+    if meta is not None:
+        md = data_pb2.MVCCMetadata.FromString(meta[1:])
+        if txn is None or md.txn.id != txn.id:
+            raise _intent_conflict(key, md)
+        if newest is None or newest[0] != encode_suffix(ts_from_proto(md.timestamp)):
+            raise InternalError(f"intent on {key!r} without its provisional version")
+        if md.txn.epoch > txn.epoch:
+            raise InternalError(
+                f"write of {key!r} at epoch {txn.epoch} after its own write at epoch {md.txn.epoch}"
+            )
+        old_sfx = newest[0]
+        ts = ts.forward(ts_from_proto(md.timestamp))
+        if md.txn.epoch == txn.epoch:
+            if txn.sequence <= md.txn.sequence:
+                _check_replay(key, txn.sequence, md, newest[1], value)
+                return
+            hist = list(md.intent_history)
+            hist.append(
+                data_pb2.SequencedValue(
+                    sequence=md.txn.sequence, value=newest[1][1:], deleted=not newest[1]
+                )
+            )
+    elif newest is not None and newest[0] <= encode_suffix(ts):
+        raise WriteTooOldError(ts, decode_suffix(newest[0]).next(), key)
+    sfx = encode_suffix(ts)
+    new_meta = None
+    if txn is not None:
+        md = data_pb2.MVCCMetadata(deleted=not value, intent_history=hist)
+        md.txn.CopyFrom(txn)
+        ts_to_proto(ts, md.txn.write_timestamp)
+        ts_to_proto(ts, md.timestamp)
+        new_meta = _INTENT_TAG + md.SerializeToString()
+        rw.put(prefix, new_meta)
+    if old_sfx is not None and old_sfx != sfx:
+        rw.delete(prefix + old_sfx)
+    rw.put(prefix + sfx, value)
+    if stats is not None:
+        apply_head(stats, -1, klen, meta, newest[1] if newest else None)
+        if old_sfx is not None:
+            apply_version(stats, -1, newest[1])  # type: ignore[index]
+        apply_version(stats, 1, value)
+        apply_head(stats, 1, klen, new_meta, value)
+
+
+def _check_replay(
+    key: bytes, seq: int, md: data_pb2.MVCCMetadata, provisional: bytes, value: bytes
+) -> None:
+    """A write at a sequence the intent already has: must be an exact replay."""
+    if seq == md.txn.sequence:
+        if provisional == value:
+            return
+    else:
+        for sv in md.intent_history:
+            if sv.sequence == seq:
+                old = TOMBSTONE if sv.deleted else VALUE_TAG + sv.value
+                if old == value:
+                    return
+                break
+        else:
+            raise InternalError(
+                f"write of {key!r} at sequence {seq} is missing from the intent history "
+                f"(intent is at sequence {md.txn.sequence})"
+            )
+    raise InternalError(f"write of {key!r} at sequence {seq} replayed with a different value")
+
+
+def mvcc_put(
+    rw: ReadWriter,
+    key: bytes,
+    ts: Timestamp,
+    value: bytes,
+    *,
+    txn: data_pb2.TxnMeta | None = None,
+    stats: MVCCStats | None = None,
+) -> None:
+    """Write `value` at `ts` (at ``txn.write_timestamp`` when transactional,
+    as an intent). A zero timestamp without txn writes an inline value."""
+    _put(rw, key, ts, VALUE_TAG + value, txn, stats)
+
+
+def mvcc_delete(
+    rw: ReadWriter,
+    key: bytes,
+    ts: Timestamp,
+    *,
+    txn: data_pb2.TxnMeta | None = None,
+    stats: MVCCStats | None = None,
+) -> bool:
+    """Write a tombstone (remove an inline value at a zero timestamp).
+    Returns whether a value existed (as the writer sees it)."""
+    existed = _latest(rw, key, txn) is not None
+    _put(rw, key, ts, TOMBSTONE, txn, stats)
+    return existed
+
+
+def _latest(rw: Reader, key: bytes, txn: data_pb2.TxnMeta | None) -> bytes | None:
+    """The newest value as the writer sees it (own intent as of its sequence)."""
+    return mvcc_get(rw, key, MAX_TIMESTAMP, txn=txn).value
+
+
+def mvcc_conditional_put(
+    rw: ReadWriter,
+    key: bytes,
+    ts: Timestamp,
+    value: bytes,
+    expected: bytes | None,
+    *,
+    txn: data_pb2.TxnMeta | None = None,
+    stats: MVCCStats | None = None,
+    allow_if_does_not_exist: bool = False,
+) -> None:
+    """Put `value` if the newest value equals `expected` (None = must not
+    exist); otherwise raise `ConditionFailedError` with the actual value."""
+    actual = _latest(rw, key, txn)
+    if actual != expected and not (allow_if_does_not_exist and actual is None):
+        raise ConditionFailedError(actual)
+    _put(rw, key, ts, VALUE_TAG + value, txn, stats)
+
+
+def encode_int_value(n: int) -> bytes:
+    return n.to_bytes(8, "big", signed=True)
+
+
+def decode_int_value(b: bytes) -> int:
+    if len(b) != 8:
+        raise InvalidArgumentError(f"value {b!r} is not an 8-byte integer")
+    return int.from_bytes(b, "big", signed=True)
+
+
+def mvcc_increment(
+    rw: ReadWriter,
+    key: bytes,
+    ts: Timestamp,
+    inc: int,
+    *,
+    txn: data_pb2.TxnMeta | None = None,
+    stats: MVCCStats | None = None,
+) -> int:
+    """Add `inc` to the integer at `key` (absent = 0); returns the new value."""
+    actual = _latest(rw, key, txn)
+    cur = 0 if actual is None else decode_int_value(actual)
+    new = cur + inc
+    if not -(1 << 63) <= new < (1 << 63):
+        raise InvalidArgumentError(f"key {key!r} with value {cur} incremented by {inc} overflows")
+    _put(rw, key, ts, VALUE_TAG + encode_int_value(new), txn, stats)
+    return new
+
+
+def mvcc_delete_range(
+    rw: ReadWriter,
+    start: bytes,
+    end: bytes,
+    ts: Timestamp,
+    *,
+    txn: data_pb2.TxnMeta | None = None,
+    stats: MVCCStats | None = None,
+    max_keys: int = 0,
+) -> tuple[list[bytes], tuple[bytes, bytes] | None]:
+    """Delete every key with a visible value in [start, end) at `ts`.
+    Returns (deleted keys, resume span)."""
+    res = mvcc_scan(
+        rw, start, end, _write_ts(ts, txn), txn=txn, max_keys=max_keys, fail_on_more_recent=True
+    )
+    out = [k for k, _ in res.kvs]
+    for k in out:
+        _put(rw, k, ts, TOMBSTONE, txn, stats)
+    return out, res.resume_span
+
+
+SUFFIX_BYTES = SUFFIX_LEN

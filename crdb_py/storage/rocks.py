@@ -1,0 +1,137 @@
+"""The RocksDB engine (rocksdict), the default for real stores.
+
+This is the only module that imports rocksdict. Quirks of rocksdict 0.3.29
+that shape it (measured, see ARCHITECTURE.md):
+
+* snapshot iteration returns live data, so nothing here hands out snapshots;
+* ``set_iterate_lower_bound`` is ignored on forward iteration, so every
+  iterator seeks explicitly (``items(from_key=...)``) and bounds are checked
+  in Python;
+* reopening a path in the same process fails while an iterator is alive, so
+  iterators are plain generators that die with their consumer;
+* RocksDB's WriteBatch is not readable, so batches are `OverlayBatch`es that
+  are turned into a rocksdict WriteBatch only when written.
+
+A store directory held by another process (RocksDB's LOCK file) raises a
+`StorageError` that says so.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+from collections.abc import Iterator
+
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+
+from crdb_py.storage.batch import OverlayBatch, decode_repr
+from crdb_py.util.errors import StorageError
+
+ROCKSDICT_VERSION = importlib.metadata.version("rocksdict")
+
+
+class RocksEngine:
+    """`crdb_py.storage.engine.Engine` backed by rocksdict in raw-bytes mode."""
+
+    __slots__ = ("_db", "_path", "_sync_opts")
+
+    def __init__(self, path: str) -> None:
+        self._path = str(path)
+        opts = Options(raw_mode=True)
+        opts.create_if_missing(True)
+        try:
+            self._db: Rdict | None = Rdict(self._path, opts)
+        except Exception as e:  # rocksdict raises plain Exception subclasses
+            msg = str(e)
+            if "lock" in msg.lower():
+                raise StorageError(
+                    f"store directory {self._path} is in use by another process "
+                    f"(RocksDB LOCK held); stop that process or pick another directory"
+                ) from e
+            raise StorageError(f"cannot open store at {self._path}: {msg}") from e
+        self._sync_opts = WriteOptions()
+        self._sync_opts.sync = True
+
+    @property
+    def path(self) -> str:
+        return self._path
+
+    def _live(self) -> Rdict:
+        db = self._db
+        if db is None:
+            raise StorageError(f"engine at {self._path} is closed")
+        return db
+
+    def get(self, key: bytes) -> bytes | None:
+        return self._live().get(key)
+
+    def iter_range(
+        self, lower: bytes, upper: bytes | None = None, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        db = self._live()
+        if not reverse:
+            it = db.items(from_key=lower)
+            return it if upper is None else _bounded_fwd(it, upper)
+        it = db.items(backwards=True) if upper is None else db.items(backwards=True, from_key=upper)
+        return _bounded_rev(it, lower, upper)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._live().put(key, value)
+
+    def delete(self, key: bytes) -> None:
+        self._live().delete(key)
+
+    def delete_range(self, lower: bytes, upper: bytes) -> None:
+        self._live().delete_range(lower, upper)
+
+    def new_batch(self) -> OverlayBatch:
+        return OverlayBatch(self)
+
+    def write(self, batch: OverlayBatch, *, sync: bool = False) -> None:
+        self._write(batch.mutations(), sync)
+
+    def apply_batch_repr(self, data: bytes, *, sync: bool = False) -> None:
+        self._write(decode_repr(data), sync)
+
+    def _write(self, muts: Iterator[tuple[bytes, bytes | None]], sync: bool) -> None:
+        db = self._live()
+        wb = WriteBatch(raw_mode=True)
+        n = 0
+        for k, v in muts:
+            n += 1
+            if v is None:
+                wb.delete(k)
+            else:
+                wb.put(k, v)
+        if n == 0 and not sync:
+            return
+        if sync:
+            db.write(wb, self._sync_opts)
+        else:
+            db.write(wb)
+
+    def flush(self) -> None:
+        self._live().flush()
+
+    def close(self) -> None:
+        db, self._db = self._db, None
+        if db is not None:
+            db.close()
+
+
+def _bounded_fwd(it: Iterator[tuple[bytes, bytes]], upper: bytes) -> Iterator[tuple[bytes, bytes]]:
+    for kv in it:
+        if kv[0] >= upper:
+            return
+        yield kv
+
+
+def _bounded_rev(
+    it: Iterator[tuple[bytes, bytes]], lower: bytes, upper: bytes | None
+) -> Iterator[tuple[bytes, bytes]]:
+    for kv in it:
+        k = kv[0]
+        if upper is not None and k >= upper:
+            continue  # items(backwards, from_key=upper) starts *at* upper
+        if k < lower:
+            return
+        yield kv
