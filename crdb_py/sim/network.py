@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import heapq
 import random
-from collections.abc import Hashable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,6 +88,8 @@ class SimNetwork:
     faults: FaultConfig = NO_FAULTS
     stats: NetStats = field(default_factory=NetStats)
     trace: list[tuple[Hashable, ...]] | None = None
+    # called with (envelope, "cut" | "drop" | "down") for every lost message
+    on_lost: Callable[[Envelope, str], None] | None = None
     _queue: list[tuple[int, int, Envelope]] = field(default_factory=list)
     _seq: int = 0
     _cuts: set[tuple[int, int]] = field(default_factory=set)
@@ -100,13 +102,13 @@ class SimNetwork:
         st.sent += 1
         if (src, dst) in self._cuts:
             st.cut += 1
-            self._log(now, "cut", src, dst)
+            self._lost(Envelope(src, dst, payload, now, 0), "cut", now)
             return
         f = self.faults
         rng = self.rng
         if f.drop and rng.random() < f.drop:
             st.dropped += 1
-            self._log(now, "drop", src, dst)
+            self._lost(Envelope(src, dst, payload, now, 0), "drop", now)
             return
         copies = 1
         if f.duplicate and rng.random() < f.duplicate:
@@ -132,10 +134,11 @@ class SimNetwork:
             env = heapq.heappop(q)[2]
             if (env.src, env.dst) in self._cuts:
                 st.cut += 1
-                self._log(now, "cut", env.src, env.dst)
+                self._lost(env, "cut", now)
                 continue
             if env.dst in self._down:
                 st.to_down += 1
+                self._lost(env, "down", now)
                 continue
             st.delivered += 1
             out.append(env)
@@ -193,6 +196,8 @@ class SimNetwork:
         else:
             self._down.discard(node)
 
-    def _log(self, now: int, what: str, src: int, dst: int) -> None:
+    def _lost(self, env: Envelope, why: str, now: int) -> None:
         if self.trace is not None:
-            self.trace.append((now, what, src, dst))
+            self.trace.append((now, why, env.src, env.dst))
+        if self.on_lost is not None:
+            self.on_lost(env, why)

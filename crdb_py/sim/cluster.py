@@ -1,0 +1,467 @@
+"""A deterministic in-process raft cluster on a fake clock and a faulty network.
+
+`SimCluster(n, seed)` runs `n` raft nodes (one group) in one thread. One
+`random.Random(seed)` drives everything — the network's faults, each node's
+election jitter (each `RawNode` gets its own `Random` seeded from it) — so a
+seed is a reproducible bug report: `trace` records every delivery, leader and
+application, and two runs with the same seed and schedule produce identical
+traces.
+
+Time. The clock counts units; every `ticks_every` units each live node gets
+one raft `tick()`. Messages take ``FaultConfig.min_delay..max_delay`` units
+(plus reordering), so several round trips fit in one election timeout.
+
+One `step()`:
+  1. advance the clock one unit; on a tick boundary tick every live node;
+  2. deliver every message now due, one at a time, in (due, seq) order;
+  3. after *every* input to a node (tick, message, proposal) drain its
+     `Ready`s, following the Ready contract exactly: persist hard state,
+     entries and snapshot in one synced engine batch (`DurableStorage.save`);
+     then send the messages; then apply the committed entries; then
+     `advance`. Draining after every input means no state the core passes
+     through (a leadership that lasts one message) escapes the checkers;
+  4. run the checkers' `after_step`.
+
+Durability and crashes. Each node's raft state lives in a `DurableStorage`
+over its own `MemEngine`, which survives `crash(i)`; the `RawNode`, the state
+machine and everything not yet written are dropped. `restart(i)` rebuilds
+from the engine: the state machine is restored from the stored snapshot and
+re-applies the committed log above it. Nodes compact their logs (snapshot +
+truncate) every `compact_every` applied entries, so lagging and restarted
+followers exercise snapshot transfer.
+
+The checkers (`crdb_py/sim/checkers.py`) see every leader, every durable
+write and every application as it happens.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from crdb_py.raft.durable import DurableStorage
+from crdb_py.raft.errors import ProposalDroppedError
+from crdb_py.raft.rawnode import Config, RawNode
+from crdb_py.raft.types import (
+    ConfState,
+    Entry,
+    EntryType,
+    Message,
+    MessageType,
+    Ready,
+    StateType,
+)
+from crdb_py.raft.wire import decode_conf_change
+from crdb_py.sim.checkers import Checker, InvariantViolation, all_checkers
+from crdb_py.sim.clock import FakeClock
+from crdb_py.sim.network import Envelope, FaultConfig, SimNetwork
+from crdb_py.sim.statemachine import HashChainStateMachine, StateMachine
+from crdb_py.storage.mem import MemEngine
+
+__all__ = ["LivenessViolation", "SimCluster", "SimNode"]
+
+RANGE_ID = 1
+
+
+class LivenessViolation(InvariantViolation):
+    def __init__(self, msg: str) -> None:
+        super().__init__("liveness", msg)
+
+
+def _copy_message(m: Message) -> Message:
+    """What a real transport does: the receiver gets its own objects."""
+    if m.entries:
+        return replace(m, entries=[Entry(e.term, e.index, e.type, e.data) for e in m.entries])
+    return replace(m)
+
+
+@dataclass
+class SimNode:
+    """One raft node: a durable engine plus (while up) a RawNode and a state machine."""
+
+    id: int
+    engine: Any
+    make_config: Callable[[int, int], Config]  # (node id, applied) -> Config
+    make_sm: Callable[[], StateMachine] = HashChainStateMachine
+    raw: RawNode | None = None
+    storage: DurableStorage | None = None
+    sm: StateMachine | None = None
+    restarts: int = 0
+
+    @property
+    def alive(self) -> bool:
+        return self.raw is not None
+
+    def start(self) -> None:
+        self.storage = DurableStorage(self.engine, RANGE_ID)
+        self.sm = self.make_sm()
+        snap = self.storage.snapshot() if self.storage.truncated_state().index else None
+        if snap is not None and not snap.is_empty():
+            self.sm.restore(snap.data)
+        self.raw = RawNode(self.make_config(self.id, self.sm.applied), self.storage)
+
+    def crash(self) -> None:
+        self.raw = self.storage = self.sm = None
+
+
+@dataclass
+class SimCluster:
+    """`n` raft nodes of one group, deterministic under `seed`."""
+
+    n: int
+    seed: int = 0
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    ticks_every: int = 2
+    election_tick: int = 10
+    heartbeat_tick: int = 1
+    pre_vote: bool = True
+    check_quorum: bool = True
+    compact_every: int = 0  # 0 = never compact
+    checkers: list[Checker] | None = None
+    record_trace: bool = True
+    node_factory: Callable[..., SimNode] = SimNode
+    raw_node_cls: type[RawNode] = RawNode
+    config_overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.rng = random.Random(self.seed)
+        self.clock = FakeClock()
+        self.trace: list[tuple[Any, ...]] = []
+        self.net = SimNetwork(random.Random(self.rng.getrandbits(64)), self.faults)
+        self.net.on_lost = self._on_lost
+        if self.checkers is None:
+            self.checkers = all_checkers()
+        self.steps = 0
+        self.delivered = 0
+        self.proposed: dict[bytes, int] = {}
+        # payload -> (step, index) of its first application by any node
+        self.applied_at: dict[bytes, tuple[int, int]] = {}
+        self._reports: list[tuple[int, int, bool]] = []  # (sender, to, is_snapshot)
+        self.nodes: dict[int, SimNode] = {}
+        ids = list(range(1, self.n + 1))
+        for i in ids:
+            node = self.node_factory(id=i, engine=MemEngine(), make_config=self._make_config)
+            boot = DurableStorage(node.engine, RANGE_ID)
+            boot.set_conf_state(ConfState(voters=tuple(ids)))
+            node.start()
+            self.nodes[i] = node
+
+    def _make_config(self, node_id: int, applied: int) -> Config:
+        kw: dict[str, Any] = dict(
+            id=node_id,
+            election_tick=self.election_tick,
+            heartbeat_tick=self.heartbeat_tick,
+            applied=applied,
+            check_quorum=self.check_quorum,
+            pre_vote=self.pre_vote,
+            rng=random.Random(self.rng.getrandbits(64)),
+        )
+        kw.update(self.config_overrides)
+        return Config(**kw)
+
+    # ---- driving ------------------------------------------------------------------------
+
+    def step(self) -> None:
+        now = self.clock.advance(1)
+        self.steps += 1
+        if now % self.ticks_every == 0:
+            for node in self.nodes.values():
+                if node.raw is not None:
+                    node.raw.tick()
+                    self._drain(node)
+        for env in self.net.due(now):
+            self._deliver(env)
+        self._flush_reports()
+        logs = {i: nd.storage for i, nd in self.nodes.items() if nd.storage is not None}
+        for c in self.checkers:  # type: ignore[union-attr]
+            c.after_step(logs, self.steps)
+
+    def run(self, steps: int) -> None:
+        for _ in range(steps):
+            self.step()
+
+    def run_until(self, pred: Callable[[], bool], max_steps: int) -> bool:
+        for _ in range(max_steps):
+            if pred():
+                return True
+            self.step()
+        return pred()
+
+    def stabilize(self, max_rounds: int = 10_000) -> int:
+        """Deliver messages without advancing time until none are due (useful
+        with zero-delay links). Returns the number delivered."""
+        count = 0
+        for _ in range(max_rounds):
+            envs = self.net.due(self.clock.now)
+            if not envs:
+                break
+            for env in envs:
+                self._deliver(env)
+            count += len(envs)
+        return count
+
+    def _deliver(self, env: Envelope) -> None:
+        node = self.nodes[env.dst]
+        if node.raw is None:
+            return
+        m: Message = env.payload
+        self.delivered += 1
+        if self.record_trace:
+            self.trace.append(
+                (
+                    self.clock.now,
+                    "recv",
+                    env.src,
+                    env.dst,
+                    int(m.type),
+                    m.term,
+                    m.index,
+                    len(m.entries),
+                    m.commit,
+                    m.reject,
+                )
+            )
+        node.raw.step(m)
+        self._drain(node)
+        if m.type == MessageType.SNAP:
+            sender = self.nodes[env.src]
+            if sender.raw is not None:
+                sender.raw.report_snapshot(env.dst, True)
+                self._drain(sender)
+
+    def _on_lost(self, env: Envelope, why: str) -> None:
+        # Queued, not called: the sender may be in the middle of its Ready.
+        m = env.payload
+        if isinstance(m, Message) and (m.type == MessageType.SNAP or why != "drop"):
+            self._reports.append((env.src, env.dst, m.type == MessageType.SNAP))
+
+    def _flush_reports(self) -> None:
+        while self._reports:
+            reports, self._reports = self._reports, []
+            for src, dst, is_snap in reports:
+                sender = self.nodes[src]
+                if sender.raw is None:
+                    continue
+                if is_snap:
+                    sender.raw.report_snapshot(dst, False)
+                else:
+                    sender.raw.report_unreachable(dst)
+                self._drain(sender)
+
+    def _drain(self, node: SimNode) -> None:
+        raw = node.raw
+        while raw is not None and raw.has_ready():
+            rd = raw.ready()
+            self._handle_ready(node, rd)
+            raw = node.raw
+
+    def _handle_ready(self, node: SimNode, rd: Ready) -> None:
+        raw, st, sm = node.raw, node.storage, node.sm
+        assert raw is not None and st is not None and sm is not None
+        checkers = self.checkers or ()
+        # 1. persist: one atomic synced batch
+        batch = node.engine.new_batch()
+        st.save(rd.hard_state, rd.entries, rd.snapshot, batch=batch)
+        node.engine.write(batch, sync=True)
+        snap = rd.snapshot
+        if snap is not None and not snap.is_empty():
+            sm.restore(snap.data)
+            for c in checkers:
+                c.on_restore(node.id, sm.applied, sm.digest())
+        if rd.hard_state is not None or rd.entries:
+            for c in checkers:
+                c.on_persist(node.id, rd.hard_state, rd.entries, st)
+        if rd.soft_state is not None and rd.soft_state.state == StateType.LEADER:
+            term = st.hard_state().term
+            if self.record_trace:
+                self.trace.append((self.clock.now, "leader", node.id, term))
+            for c in checkers:
+                c.on_leader(node.id, term, st)
+        # 2. send
+        now = self.clock.now
+        for m in rd.messages:
+            self.net.send(m.frm, m.to, _copy_message(m), now)
+        # 3. apply
+        commit = st.hard_state().commit
+        for e in rd.committed_entries:
+            if e.index <= sm.applied:
+                continue  # already in the restored snapshot
+            if e.type == EntryType.CONF_CHANGE and e.data:
+                cs = raw.apply_conf_change(decode_conf_change(e.data))
+                st.set_conf_state(cs)
+            sm.apply(e)
+            for c in checkers:
+                c.on_apply(node.id, e.index, e.term, sm.digest(), commit)
+            if e.data and e.data not in self.applied_at:
+                self.applied_at[e.data] = (self.steps, e.index)
+                if self.record_trace:
+                    self.trace.append((now, "apply", node.id, e.index, e.term))
+        # 4. advance
+        raw.advance(rd)
+        if self.compact_every and sm.applied - st.first_index() >= self.compact_every:
+            idx = sm.applied
+            st.create_snapshot(idx, None, sm.snapshot())
+            st.compact(idx)
+
+    # ---- client ---------------------------------------------------------------------------
+
+    def propose(self, data: bytes, node: int | None = None) -> bool:
+        """Propose `data` at `node` (default: the current leader). False if the
+        proposal was dropped (no leader known, not leader, transfer, ...)."""
+        if node is None:
+            node = self.leader()
+            if node is None:
+                return False
+        nd = self.nodes[node]
+        if nd.raw is None:
+            return False
+        self.proposed.setdefault(data, self.steps)
+        try:
+            nd.raw.propose(data)
+        except ProposalDroppedError:
+            return False
+        self._drain(nd)
+        return True
+
+    def propose_many(self, payloads: Iterable[bytes], node: int | None = None) -> int:
+        """Propose several payloads before draining the Ready (batching)."""
+        if node is None:
+            node = self.leader()
+            if node is None:
+                return 0
+        nd = self.nodes[node]
+        if nd.raw is None:
+            return 0
+        k = 0
+        for p in payloads:
+            self.proposed.setdefault(p, self.steps)
+            try:
+                nd.raw.propose(p)
+                k += 1
+            except ProposalDroppedError:
+                break
+        self._drain(nd)
+        return k
+
+    def campaign(self, node: int) -> None:
+        raw = self.nodes[node].raw
+        if raw is not None:
+            raw.campaign()
+            self._drain(self.nodes[node])
+
+    # ---- faults ---------------------------------------------------------------------------
+
+    def crash(self, i: int) -> None:
+        node = self.nodes[i]
+        if node.raw is None:
+            return
+        node.crash()
+        self.net.set_down(i, True)
+        if self.record_trace:
+            self.trace.append((self.clock.now, "crash", i))
+
+    def restart(self, i: int) -> None:
+        node = self.nodes[i]
+        if node.raw is not None:
+            return
+        node.restarts += 1
+        node.start()
+        self.net.set_down(i, False)
+        assert node.sm is not None
+        for c in self.checkers or ():
+            c.on_restore(i, node.sm.applied, node.sm.digest())
+        if self.record_trace:
+            self.trace.append((self.clock.now, "restart", i))
+        self._drain(node)
+
+    def partition(self, *groups: Iterable[int]) -> None:
+        self.net.partition(*groups)
+
+    def cut_one_way(self, src: int, dst: int) -> None:
+        self.net.cut_one_way(src, dst)
+
+    def isolate(self, i: int) -> None:
+        self.net.isolate(i, self.nodes)
+
+    def heal(self, *, restart_all: bool = True, clear_faults: bool = True) -> None:
+        """Remove every partition; optionally restart crashed nodes and make
+        the network reliable again."""
+        self.net.heal()
+        if clear_faults:
+            self.net.set_faults(replace(self.net.faults, drop=0.0, duplicate=0.0, reorder=0.0))
+        if restart_all:
+            for i in self.nodes:
+                self.restart(i)
+
+    # ---- observation ----------------------------------------------------------------------
+
+    def live(self) -> list[int]:
+        return [i for i, nd in self.nodes.items() if nd.raw is not None]
+
+    def leader(self) -> int | None:
+        """The live leader with the highest term, if any."""
+        best, best_term = None, -1
+        for i, nd in self.nodes.items():
+            raw = nd.raw
+            if raw is not None and raw.state == StateType.LEADER and raw.term > best_term:
+                best, best_term = i, raw.term
+        return best
+
+    def committed_everywhere(self, data: bytes) -> bool:
+        return data in self.applied_at
+
+    def check_logs(self) -> None:
+        """The whole-log log-matching comparison, right now."""
+        from crdb_py.sim.checkers import check_logs
+
+        check_logs({i: nd.storage for i, nd in self.nodes.items() if nd.storage is not None})
+
+    def check_liveness(self, *, max_ticks: int | None = None, tag: bytes = b"liveness") -> int:
+        """With the network healed and a majority up: a leader must emerge and
+        a fresh proposal must be applied by every live node, each within
+        `max_ticks` ticks. Returns the steps taken; raises LivenessViolation."""
+        ticks = max_ticks if max_ticks is not None else 10 * self.election_tick
+        budget = ticks * self.ticks_every
+        start = self.steps
+        if not self.run_until(lambda: self._stable_leader() is not None, budget):
+            raise LivenessViolation(
+                f"no leader within {ticks} ticks after heal (seed {self.seed}, step {self.steps})"
+            )
+        payload = tag + b"#%d" % self.steps
+        t0 = self.steps
+        retry = 0
+        while self.steps - t0 <= budget:
+            if retry <= 0:
+                self.propose(payload)
+                retry = 2 * self.election_tick * self.ticks_every
+            if all(self._applied(i, payload) for i in self.live()):
+                return self.steps - start
+            self.step()
+            retry -= 1
+        raise LivenessViolation(
+            f"proposal not applied on all live nodes within {ticks} ticks after a leader "
+            f"emerged (seed {self.seed}, step {self.steps})"
+        )
+
+    def _stable_leader(self) -> int | None:
+        lead = self.leader()
+        if lead is None:
+            return None
+        raw = self.nodes[lead].raw
+        assert raw is not None
+        # every live node follows it in its term
+        for i in self.live():
+            r = self.nodes[i].raw
+            assert r is not None
+            if r.term != raw.term or r.lead != lead:
+                return None
+        return lead
+
+    def _applied(self, i: int, payload: bytes) -> bool:
+        # a node applied `payload` iff its applied index reached the index the
+        # payload was first applied at (state machine safety: the same entry)
+        at = self.applied_at.get(payload)
+        sm = self.nodes[i].sm
+        return at is not None and sm is not None and sm.applied >= at[1]
