@@ -1,0 +1,229 @@
+"""An in-memory cluster of RawNodes for unit tests, after etcd's `network`.
+
+Messages are delivered synchronously (`send` runs until no node has anything
+more to say); `cut`, `isolate`, `drop` and `ignore` shape what gets through.
+Every node processes its Readies by the contract: persist to MemoryStorage,
+send, apply, advance. Applied entries are recorded per node so tests can
+compare state machines.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import deque
+from collections.abc import Callable, Iterable
+
+from crdb_py.raft import (
+    Config,
+    ConfState,
+    EntryType,
+    MemoryStorage,
+    Message,
+    MessageType,
+    RawNode,
+    Ready,
+    Snapshot,
+    decode_conf_change,
+)
+
+Applied = tuple[int, int, bytes]  # (index, term, data)
+
+
+class Node:
+    """A RawNode with its storage and state machine (a list of applied entries)."""
+
+    def __init__(
+        self,
+        id: int,
+        storage: MemoryStorage,
+        *,
+        seed: int = 0,
+        applied: int = 0,
+        **cfg: object,
+    ) -> None:
+        self.id = id
+        self.storage = storage
+        self.seed = seed
+        self.cfg = cfg
+        self.rn = RawNode(
+            Config(id, rng=random.Random(seed * 1000 + id), applied=applied, **cfg),  # type: ignore[arg-type]
+            storage,
+        )
+        self.applied: list[Applied] = []
+        self.snapshot_data: bytes = b""
+        self.readies: list[Ready] = []  # every Ready handed out, for contract tests
+        self.on_apply: Callable[[Node, int], None] | None = None
+
+    def restart(self) -> None:
+        """Crash (drop all volatile state) and restart from storage."""
+        applied = self.applied[-1][0] if self.applied else 0
+        self.rn = RawNode(
+            Config(self.id, rng=random.Random(self.seed * 1000 + self.id + 7), applied=applied,
+                   **self.cfg),  # type: ignore[arg-type]
+            self.storage,
+        )
+
+    def handle_ready(self) -> list[Message]:
+        if not self.rn.has_ready():
+            return []
+        rd = self.rn.ready()
+        self.readies.append(rd)
+        st = self.storage
+        if rd.snapshot is not None and not rd.snapshot.is_empty():
+            st.apply_snapshot(rd.snapshot)
+            self.install_snapshot(rd.snapshot)
+        if rd.entries:
+            st.append(rd.entries)
+        if rd.hard_state is not None:
+            st.set_hard_state(rd.hard_state)
+        msgs = rd.messages
+        for e in rd.committed_entries:
+            self.applied.append((e.index, e.term, e.data))
+            if e.type == EntryType.CONF_CHANGE:
+                cs = self.rn.apply_conf_change(decode_conf_change(e.data))
+                st.set_conf_state(cs)
+            if self.on_apply is not None:
+                self.on_apply(self, e.index)
+        self.rn.advance(rd)
+        return msgs
+
+    def install_snapshot(self, snap: Snapshot) -> None:
+        # the state machine is the list of applied entries; a snapshot carries
+        # it encoded as its data
+        self.applied = decode_applied(snap.data)
+        self.snapshot_data = snap.data
+
+    def take_snapshot(self, compact: bool = True) -> Snapshot:
+        """Snapshot the state machine at the applied index and compact the log."""
+        idx = self.applied[-1][0]
+        snap = self.storage.create_snapshot(idx, self.rn.status().conf_state, encode_applied(self.applied))
+        if compact:
+            self.storage.compact(idx)
+        return snap
+
+
+def encode_applied(applied: list[Applied]) -> bytes:
+    import msgpack
+
+    return msgpack.packb([list(a) for a in applied])
+
+
+def decode_applied(b: bytes) -> list[Applied]:
+    import msgpack
+
+    return [(a[0], a[1], a[2]) for a in msgpack.unpackb(b)]
+
+
+class Network:
+    def __init__(
+        self,
+        ids: Iterable[int] | int = 3,
+        *,
+        learners: Iterable[int] = (),
+        seed: int = 0,
+        **cfg: object,
+    ) -> None:
+        ids = list(range(1, ids + 1)) if isinstance(ids, int) else list(ids)
+        learners = list(learners)
+        cs = ConfState(voters=tuple(ids), learners=tuple(learners))
+        self.seed = seed
+        self.cfg = cfg
+        self.nodes: dict[int, Node] = {}
+        for id in ids + learners:
+            self.nodes[id] = Node(id, MemoryStorage(cs), seed=seed, **cfg)
+        self.dropped: dict[tuple[int, int], float] = {}  # (from, to) -> drop probability
+        self.ignored: set[MessageType] = set()
+        self.rng = random.Random(seed)
+        self.delivered: list[Message] = []
+        self.msg_hook: Callable[[Message], bool] | None = None  # False drops the message
+
+    def add_node(self, id: int, conf_state: ConfState | None = None) -> Node:
+        """A new, empty node (it learns the configuration from a snapshot or log)."""
+        n = Node(id, MemoryStorage(conf_state or ConfState()), seed=self.seed, **self.cfg)
+        self.nodes[id] = n
+        return n
+
+    def __getitem__(self, id: int) -> RawNode:
+        return self.nodes[id].rn
+
+    # ---- faults -------------------------------------------------------------
+
+    def drop(self, frm: int, to: int, perc: float = 1.0) -> None:
+        self.dropped[(frm, to)] = perc
+
+    def cut(self, a: int, b: int) -> None:
+        self.drop(a, b)
+        self.drop(b, a)
+
+    def isolate(self, id: int) -> None:
+        for other in self.nodes:
+            if other != id:
+                self.cut(id, other)
+
+    def ignore(self, t: MessageType) -> None:
+        self.ignored.add(t)
+
+    def recover(self) -> None:
+        self.dropped.clear()
+        self.ignored.clear()
+
+    def _passes(self, m: Message) -> bool:
+        if m.type in self.ignored:
+            return False
+        if m.to not in self.nodes:
+            return False
+        p = self.dropped.get((m.frm, m.to), 0.0)
+        if p and (p >= 1.0 or self.rng.random() < p):
+            return False
+        return self.msg_hook is None or self.msg_hook(m)
+
+    # ---- driving ------------------------------------------------------------
+
+    def send(self, *msgs: Message) -> None:
+        """Deliver msgs, and everything they cause, until quiescent."""
+        q = deque(msgs)
+        for n in self.nodes.values():
+            q.extend(n.handle_ready())
+        while q:
+            m = q.popleft()
+            if not self._passes(m):
+                continue
+            self.delivered.append(m)
+            n = self.nodes[m.to]
+            n.rn.step(m)
+            q.extend(n.handle_ready())
+            if not q:
+                for n in self.nodes.values():
+                    q.extend(n.handle_ready())
+
+    def stabilize(self) -> None:
+        self.send()
+
+    def campaign(self, id: int) -> None:
+        self[id].campaign()
+        self.stabilize()
+
+    def propose(self, id: int, data: bytes) -> None:
+        self[id].propose(data)
+        self.stabilize()
+
+    def tick(self, id: int, n: int = 1) -> None:
+        for _ in range(n):
+            self[id].tick()
+        self.stabilize()
+
+    def tick_all(self, n: int = 1) -> None:
+        for _ in range(n):
+            for node in self.nodes.values():
+                node.rn.tick()
+            self.stabilize()
+
+    def leader(self) -> int | None:
+        leads = [id for id, n in self.nodes.items() if n.rn.is_leader]
+        return max(leads, key=lambda i: self[i].term) if leads else None
+
+    def applied(self, id: int) -> list[Applied]:
+        return self.nodes[id].applied
+
+    def data_applied(self, id: int) -> list[bytes]:
+        return [d for _, _, d in self.nodes[id].applied if d]
