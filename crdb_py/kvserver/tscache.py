@@ -134,11 +134,23 @@ class TimestampCache:
             v = bounds.peekitem(idx)[1]
             if v is not None:
                 best = _ratchet(best, *v)
-        for k in bounds.irange(start, end_key, inclusive=(False, False)):
-            v = bounds[k]
-            if v is not None:
-                best = _ratchet(best, *v)
+        if end:  # (no key lies strictly between a point and its successor)
+            for k in bounds.irange(start, end_key, inclusive=(False, False)):
+                v = bounds[k]
+                if v is not None:
+                    best = _ratchet(best, *v)
         return best
+
+    def push_write_ts(
+        self, start: bytes, end: bytes | None, ts: Timestamp, txn_id: bytes | None
+    ) -> Timestamp:
+        """The timestamp a write of `[start, end)` proposed at `ts` by `txn_id`
+        must move to: `ts` itself, or just above the highest read of the span
+        by anyone else. A write without a txn (`txn_id` None) owns no read."""
+        read_ts, owner = self.get_max(start, end)
+        if ts > read_ts or (txn_id is not None and owner == txn_id):
+            return ts
+        return read_ts.next()
 
     def set_low_water(self, ts: Timestamp) -> None:
         """Move the low-water mark forward to `ts` (a smaller `ts` is ignored:

@@ -462,3 +462,10 @@ def test_randomized_checker_catches_unfair_ordering(monkeypatch):
     monkeypatch.setattr(LatchManager, "_conflicting", held_only)
     chk = _simulate(0, cancel_p=0.0)
     assert any("overtook" in v for v in chk.violations)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(100, 300))
+def test_randomized_soak(seed):
+    chk = _simulate(seed, n=400, cancel_p=0.15)
+    assert chk.violations == []

@@ -262,3 +262,17 @@ def test_model_check_catches_a_wrong_tie_rule(monkeypatch):
     assert check_against_model(ops, max_bytes=1 << 30) == []
     monkeypatch.setattr(tscache, "_ratchet", last_wins)
     assert any("!= model" in b for b in check_against_model(ops, max_bytes=1 << 30))
+
+
+def test_push_write_ts_moves_writes_above_reads_by_others():
+    c = TimestampCache(LW)
+    c.add(b"k", None, T(20), b"t1")
+    assert c.push_write_ts(b"k", None, T(25), b"t2") == T(25)  # above the read
+    assert c.push_write_ts(b"k", None, T(20), b"t2") == T(20, 1)  # at the read: pushed
+    assert c.push_write_ts(b"k", None, T(15), b"t2") == T(20, 1)
+    assert c.push_write_ts(b"k", None, T(15), b"t1") == T(15)  # own read: not pushed
+    assert c.push_write_ts(b"k", None, T(15), None) == T(20, 1)  # non-txn write owns nothing
+    assert c.push_write_ts(b"j", b"l", T(18), b"t1") == T(18)  # span max owned by t1
+    assert c.push_write_ts(b"j", b"l", T(18), b"t3") == T(20, 1)
+    assert c.push_write_ts(b"x", None, T(5), b"t1") == LW.next()  # below the low-water mark
+    assert c.push_write_ts(b"x", None, LW, b"t1") == LW.next()
