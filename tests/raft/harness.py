@@ -227,3 +227,46 @@ class Network:
 
     def data_applied(self, id: int) -> list[bytes]:
         return [d for _, _, d in self.nodes[id].applied if d]
+
+
+# ---- single-replica helpers (etcd's newTestRaft & friends) -------------------
+
+
+def new_storage(voters: Iterable[int], terms: Iterable[int] = (), learners: Iterable[int] = ()) -> MemoryStorage:
+    """A storage with entries at indexes 1.. of the given terms."""
+    st = MemoryStorage(ConfState(voters=tuple(voters), learners=tuple(learners)))
+    from crdb_py.raft import Entry
+
+    st.append([Entry(term=t, index=i + 1) for i, t in enumerate(terms)])
+    return st
+
+
+def new_raft(
+    id: int,
+    voters: Iterable[int] = (1, 2, 3),
+    *,
+    election: int = 10,
+    heartbeat: int = 1,
+    storage: MemoryStorage | None = None,
+    pre_vote: bool = False,
+    check_quorum: bool = False,
+    **kw: object,
+):
+    from crdb_py.raft.raft import Raft
+
+    st = storage if storage is not None else new_storage(voters)
+    c = Config(
+        id, rng=random.Random(id), election_tick=election, heartbeat_tick=heartbeat,
+        pre_vote=pre_vote, check_quorum=check_quorum, **kw,  # type: ignore[arg-type]
+    )
+    return Raft(c, st)
+
+
+def read_msgs(r) -> list[Message]:  # type: ignore[no-untyped-def]
+    msgs = r.msgs
+    r.msgs = []
+    return msgs
+
+
+def log_terms(r) -> list[int]:  # type: ignore[no-untyped-def]
+    return [e.term for e in r.log.all_entries()]
