@@ -12,9 +12,9 @@ import pytest
 
 import crdb_py.raft
 from crdb_py.raft import (
-    Config,
     ConfChange,
     ConfChangeType,
+    Config,
     ConfState,
     Entry,
     EntryType,
