@@ -204,6 +204,9 @@ class FakeCluster:
                 o.header.num_bytes = len(key) + len(self.data[key])
         elif k in ("scan", "reverse_scan"):
             ks = list(self.data.irange(key, end, inclusive=(True, False), reverse=k == "reverse_scan"))
+            if exhausted:
+                kb.set_resume_span(out, key, end)
+                ks = []
             n = nbytes = 0
             for i, kk in enumerate(ks):
                 if exhausted or (max_keys > 0 and n >= max_keys) or (max_bytes > 0 and nbytes >= max_bytes):

@@ -66,9 +66,9 @@ def run(coro: Any) -> Any:
     return asyncio.run(coro)
 
 
-def letter_cluster(keys_per_range: int = 2) -> FakeCluster:
+def letter_cluster(keys_per_range: int = 2, nodes: list[int] | None = None) -> FakeCluster:
     """13 ranges split at b..m, each holding `keys_per_range` keys like b"c0"."""
-    c = FakeCluster.with_splits(LETTER_SPLITS)
+    c = FakeCluster.with_splits(LETTER_SPLITS, nodes=nodes)
     for ch in range(ord("a"), ord("z") + 1):
         for i in range(keys_per_range):
             k = bytes([ch]) + str(i).encode()
