@@ -39,7 +39,9 @@ def test_reliable_links_are_fifo_and_lossless() -> None:
 
 
 def test_drop_duplicate_reorder_rates() -> None:
-    net = SimNetwork(random.Random(3), FaultConfig(drop=0.3, duplicate=0.2, reorder=0.5, max_delay=3))
+    net = SimNetwork(
+        random.Random(3), FaultConfig(drop=0.3, duplicate=0.2, reorder=0.5, max_delay=3)
+    )
     n = 4000
     for i in range(n):
         net.send(1, 2, i, now=0)
