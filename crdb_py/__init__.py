@@ -8,3 +8,11 @@ writes and commits with parallel commits, and a SQL front end.
 from __future__ import annotations
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> object:  # lazy re-exports: `import crdb_py` stays cheap
+    if name == "LocalCluster":
+        from crdb_py.localcluster import LocalCluster
+
+        return LocalCluster
+    raise AttributeError(f"module 'crdb_py' has no attribute {name!r}")

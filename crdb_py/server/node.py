@@ -42,7 +42,6 @@ address answered at all for `join_timeout` seconds does start-up fail with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 import uuid
@@ -253,11 +252,9 @@ class Node:
         if self._stopped:
             return
         self._stopped = True
-        for t in self._tasks:
-            t.cancel()
-        for t in self._tasks:
-            with contextlib.suppress(BaseException):
-                await t
+        if self.registry is not None:
+            self.registry.stopped = True
+        await cancel_all(self._tasks)
         self._tasks.clear()
         await self._close_resources()
 
@@ -509,6 +506,24 @@ class Node:
     async def _scan_descriptors(self) -> list[data_pb2.NodeDescriptor]:
         rows = await self.db.scan(NODE_DESC_PREFIX, keys.prefix_end(NODE_DESC_PREFIX))
         return [data_pb2.NodeDescriptor.FromString(v) for _, v in rows]
+
+
+async def cancel_all(tasks: list[asyncio.Task[Any]], patience: float = 5.0) -> None:
+    """Cancel `tasks` and wait for them. Re-cancels: in Python 3.11
+    `asyncio.wait_for` can swallow a cancellation that races with its inner
+    future completing, leaving the task running."""
+    pending = {t for t in tasks if not t.done()}
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    while pending and loop.time() < deadline:
+        for t in pending:
+            t.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+    for t in tasks:
+        if t.done() and not t.cancelled():
+            t.exception()  # retrieved: no "never retrieved" noise
+    if pending:
+        log.warning("tasks did not stop: %s", [t.get_name() for t in pending])
 
 
 def synthetic_first_range(

@@ -69,6 +69,7 @@ class NodeRegistry:
         self.fetch_descriptor: DescriptorFetcher | None = None
         self.scan_descriptors: DescriptorScanner | None = None
         self._inflight_lookups: dict[int, asyncio.Future[str | None]] = {}
+        self.stopped = False
         self.add(self_desc)
 
     # ---- descriptors --------------------------------------------------------
@@ -162,7 +163,7 @@ class NodeRegistry:
     async def run(self) -> None:
         """Probe and rescan forever (cancel to stop)."""
         last_scan = -1e18
-        while True:
+        while not self.stopped:
             if self._now() - last_scan >= self.rescan_interval:
                 last_scan = self._now()
                 await self.rescan()
