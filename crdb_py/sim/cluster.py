@@ -135,6 +135,7 @@ class SimCluster:
             self.checkers = all_checkers()
         self.steps = 0
         self.delivered = 0
+        self.delivered_by_type: dict[MessageType, int] = {}
         self.proposed: dict[bytes, int] = {}
         # payload -> (step, index) of its first application by any node
         self.applied_at: dict[bytes, tuple[int, int]] = {}
@@ -208,6 +209,7 @@ class SimCluster:
             return
         m: Message = env.payload
         self.delivered += 1
+        self.delivered_by_type[m.type] = self.delivered_by_type.get(m.type, 0) + 1
         if self.record_trace:
             self.trace.append(
                 (
@@ -326,24 +328,39 @@ class SimCluster:
         return True
 
     def propose_many(self, payloads: Iterable[bytes], node: int | None = None) -> int:
-        """Propose several payloads before draining the Ready (batching)."""
+        """Propose several payloads as one batch: one proposal message carrying
+        all entries, so the leader appends them together and sends one append
+        per follower (etcd's MsgProp with many entries). Returns how many
+        were accepted (all or none)."""
         if node is None:
             node = self.leader()
             if node is None:
                 return 0
         nd = self.nodes[node]
-        if nd.raw is None:
+        raw = nd.raw
+        if raw is None:
             return 0
-        k = 0
-        for p in payloads:
+        batch = list(payloads)
+        if not batch:
+            return 0
+        for p in batch:
             self.proposed.setdefault(p, self.steps)
-            try:
-                nd.raw.propose(p)
-                k += 1
-            except ProposalDroppedError:
-                break
+        try:
+            propose_batch = getattr(raw, "propose_batch", None)
+            if propose_batch is not None:
+                propose_batch(batch)
+            else:  # the core takes a PROP message with many entries
+                raw.raft.step(
+                    Message(
+                        MessageType.PROP,
+                        frm=raw.id,
+                        entries=[Entry(term=0, index=0, data=p) for p in batch],
+                    )
+                )
+        except ProposalDroppedError:
+            return 0
         self._drain(nd)
-        return k
+        return len(batch)
 
     def campaign(self, node: int) -> None:
         raw = self.nodes[node].raw

@@ -19,6 +19,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from crdb_py.raft.types import MessageType
 from crdb_py.sim.checkers import Checker
 from crdb_py.sim.cluster import SimCluster
 from crdb_py.sim.network import FaultConfig
@@ -46,7 +47,7 @@ class Run:
 @dataclass(frozen=True)
 class Propose:
     count: int = 1
-    at: int = 0  # proposes at live node number `at % len(live)` (followers forward)
+    at: int = 0  # propose at live node `at % len(live)`; if dropped, at the leader
     batch: bool = False
 
 
@@ -122,11 +123,14 @@ def run_schedule(
                 node = live[a.at % len(live)]
                 payloads = [b"p%d.%d" % (seed, k + j) for j in range(a.count)]
                 k += a.count
+                # like a client: try the chosen node, then follow to the leader
                 if a.batch:
-                    c.propose_many(payloads, node)
+                    if c.propose_many(payloads, node) == 0:
+                        c.propose_many(payloads)
                 else:
                     for p in payloads:
-                        c.propose(p, node)
+                        if not c.propose(p, node):
+                            c.propose(p)
         elif isinstance(a, SetFaults):
             c.net.set_faults(
                 FaultConfig(
@@ -171,6 +175,8 @@ def run_schedule(
             "cut": st.cut,
             "duplicated": st.duplicated,
             "to_down": st.to_down,
+            "snapshots": c.delivered_by_type.get(MessageType.SNAP, 0),
+            "crashes": sum(nd.restarts for nd in c.nodes.values()),
         },
     )
 
@@ -186,7 +192,7 @@ def random_schedule(rng: random.Random, n: int, length: int = 30) -> list[Action
         if r < 0.35:
             out.append(Run(rng.randint(1, 40)))
         elif r < 0.55:
-            out.append(Propose(rng.randint(1, 5), rng.randint(0, n - 1), rng.random() < 0.5))
+            out.append(Propose(rng.randint(1, 8), rng.randint(0, n - 1), rng.random() < 0.5))
         elif r < 0.65:
             out.append(
                 SetFaults(

@@ -81,24 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         f"soak: {res['seeds']} seeds from {res['start']}: {res['passed']} passed, "
         f"{res['failed']} failed in {res['seconds']} s"
     )
-    print(
-        "  steps={steps} proposed={proposed} applied={applied} leader-terms={leader_terms} "
-        "delivered={delivered} dropped={dropped} cut={cut} duplicated={duplicated}".format(
-            **{
-                k: t.get(k, 0)
-                for k in (
-                    "steps",
-                    "proposed",
-                    "applied",
-                    "leader_terms",
-                    "delivered",
-                    "dropped",
-                    "cut",
-                    "duplicated",
-                )
-            }
-        )
-    )
+    keys = ("steps", "proposed", "applied", "leader_terms", "delivered", "dropped", "cut")
+    keys += ("duplicated", "snapshots", "crashes")
+    print("  " + " ".join(f"{k}={t.get(k, 0)}" for k in keys))
     failures = res["failures"]
     assert isinstance(failures, list)
     for f in failures:
