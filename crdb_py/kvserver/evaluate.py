@@ -1,0 +1,397 @@
+"""Batch evaluation: declare a batch's keys, then evaluate its requests in order.
+
+The replica runs a `BatchRequest` in three steps, two of which live here:
+
+1. `declare_keys(desc, ba)` collects every request's declared spans into one
+   `SpanSet` (the replica latches them). It validates the shape of each
+   request first, so a malformed request never reaches the latch manager.
+2. (replica) latches, lock table, timestamp cache.
+3. `evaluate_batch(rw, ba, desc=..., now=..., stats=...)` evaluates the
+   requests one after another against `rw` — the engine for a read-only
+   batch, a readable write batch for writes — and returns the
+   `BatchResponse` plus the merged `Result` of side effects. Each request
+   sees the writes of those before it. Nothing here touches Raft, the network
+   or the clock: the caller proposes `rw`'s mutations (or discards them when
+   evaluation raised).
+
+Validation (`InvalidArgumentError` naming the request and its position):
+a request union with nothing set, an unsupported command, an empty key, a
+point request with an end key, a span request whose end key is missing or not
+after its key, keys at or beyond `KEY_MAX`, keys in the reserved space — raw
+range-ID keys (``0x00``), local keys that are not range-local, a span that
+starts below `LOCAL_MAX` without being range-local ("plows through local
+data"), a span mixing range-local and global keys — inconsistent reads in a
+transaction or beside writes, and negative limits. Values over
+`MAX_VALUE_BYTES` or batches over `MAX_BATCH_BYTES` raise
+`ValueTooLargeError`. Keys outside the replica's range (addressed by
+`keys.addr`, so range-local keys by their anchor) raise
+`RangeKeyMismatchError(key, end_key, desc)`: the client's range cache is
+stale.
+
+Errors raised by evaluation (or validation) carry ``index``, the position of
+the failing request in the batch; `errwire` puts it on the wire.
+
+Limits (``max_span_request_keys``, ``target_bytes``) are shared by the whole
+batch, in request order, as in CockroachDB: each Get, Scan, ReverseScan and
+DeleteRange runs with what is left and charges the keys/bytes it returned;
+once a budget is used up, every later one of them is answered without being
+evaluated, with an empty result and a resume span over its whole span (a Get:
+its key). Other requests are not limited.
+
+Timestamps: the replica fills ``header.timestamp`` of a non-transactional
+batch before calling. A transactional batch reads at ``txn.read_timestamp``
+and writes at ``txn.meta.write_timestamp``; each request runs with
+``txn.meta.sequence`` set to its own ``header.sequence`` (on a private copy
+of the txn). The read uncertainty limit is the caller's `uncertainty_limit`,
+else the txn's ``global_uncertainty_limit``.
+
+`CheckedReadWriter` (pass ``assert_spans=``) asserts that every engine access
+of the evaluation falls inside the declared spans: tests run with it so a
+command that forgets to declare a key fails loudly instead of racing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, TypeVar
+
+import crdb_py.kvserver.batcheval  # noqa: F401  (registers the commands)
+from crdb_py.kvserver.batcheval.command import Command, CommandArgs, Result, lookup
+from crdb_py.kvserver.batcheval.declare import read_timestamp
+from crdb_py.kvserver.spanset import SpanAccess, SpanSet
+from crdb_py.pb import api_pb2, data_pb2
+from crdb_py.storage.engine import ReadWriter
+from crdb_py.storage.mvcc_key import decode_suffix, split_engine_key
+from crdb_py.storage.stats import MVCCStats
+from crdb_py.util import keys
+from crdb_py.util.errors import (
+    CrdbError,
+    InternalError,
+    InvalidArgumentError,
+    RangeKeyMismatchError,
+    TransactionStatusError,
+    ValueTooLargeError,
+)
+from crdb_py.util.hlc import Timestamp, ts_from_proto, ts_to_proto
+
+MAX_VALUE_BYTES = 8 << 20  # one value
+MAX_BATCH_BYTES = 64 << 20  # keys + values of one batch
+
+# Requests charged against (and stopped by) the batch's key/byte budgets.
+LIMITED_COMMANDS = frozenset({"get", "scan", "reverse_scan", "delete_range"})
+
+
+# ---- decoding and validating requests ------------------------------------------------
+
+
+def _unpack(i: int, ru: api_pb2.RequestUnion) -> tuple[str, Any, Command]:
+    name = ru.WhichOneof("value")
+    if name is None:
+        raise _at(InvalidArgumentError(f"request {i} of the batch is empty (no request set)"), i)
+    try:
+        cmd = lookup(name)
+    except InvalidArgumentError as e:
+        raise _at(e, i) from None
+    return name, getattr(ru, name), cmd
+
+
+_E = TypeVar("_E", bound=CrdbError)
+
+
+def _at(e: _E, i: int) -> _E:
+    """Tag an error with the position of the failing request."""
+    e.index = i  # type: ignore[attr-defined]
+    return e
+
+
+def _invalid(i: int, name: str, what: str) -> InvalidArgumentError:
+    return _at(InvalidArgumentError(f"{name} request (#{i} in batch): {what}"), i)
+
+
+def _check_keys(i: int, name: str, cmd: Command, key: bytes, end_key: bytes) -> None:
+    """The shape of a request's key/span (CockroachDB's `verifyKeys`)."""
+    if not key:
+        raise _invalid(i, name, "the key must not be empty")
+    if key >= keys.KEY_MAX:
+        raise _invalid(i, name, f"key {key!r} must be less than KEY_MAX")
+    if key.startswith(keys.RAW_PREFIX):
+        raise _invalid(i, name, f"key {key!r} is in the reserved range-ID-local key space")
+    if keys.is_local(key) and not key.startswith(keys.LOCAL_RANGE_PREFIX):
+        raise _invalid(i, name, f"local key {key!r} is not addressable (not range-local)")
+    if not cmd.is_range:
+        if end_key:
+            raise _invalid(i, name, f"a point request must not have an end key (got {end_key!r})")
+        return
+    if not end_key:
+        raise _invalid(i, name, "a span request needs an end key")
+    if end_key <= key:
+        raise _invalid(i, name, f"end key {end_key!r} must sort after key {key!r}")
+    if end_key > keys.KEY_MAX:
+        raise _invalid(i, name, f"end key {end_key!r} must not exceed KEY_MAX")
+    start_local, end_local = keys.is_local(key), keys.is_local(end_key)
+    if start_local != end_local:
+        raise _invalid(i, name, f"span [{key!r}, {end_key!r}) mixes range-local and global keys")
+    if start_local:
+        try:
+            keys.addr(end_key)
+        except ValueError:
+            raise _invalid(
+                i, name, f"end key {end_key!r} is not an addressable local key"
+            ) from None
+    elif key < keys.LOCAL_MAX:
+        raise _invalid(
+            i,
+            name,
+            f"span [{key!r}, {end_key!r}) must start at or after LOCAL_MAX {keys.LOCAL_MAX!r}",
+        )
+
+
+def _check_header(ba: api_pb2.BatchRequest, is_write: bool) -> None:
+    h = ba.header
+    if not ba.requests:
+        raise InvalidArgumentError("empty batch: a BatchRequest needs at least one request")
+    if h.max_span_request_keys < 0 or h.target_bytes < 0:
+        raise InvalidArgumentError(
+            f"negative limits (max_span_request_keys={h.max_span_request_keys}, "
+            f"target_bytes={h.target_bytes}); use 0 for no limit"
+        )
+    if h.read_consistency == api_pb2.INCONSISTENT:
+        if h.HasField("txn"):
+            raise InvalidArgumentError("inconsistent reads cannot be transactional")
+        if is_write:
+            raise InvalidArgumentError("inconsistent mode is only available to read-only batches")
+    if h.HasField("txn"):
+        if ts_from_proto(h.txn.read_timestamp).is_empty():
+            raise InvalidArgumentError("transactional batch without a read timestamp")
+        wts = ts_from_proto(h.txn.meta.write_timestamp)
+        if not wts.is_empty() and wts < ts_from_proto(h.txn.read_timestamp):
+            raise InvalidArgumentError(
+                f"txn write timestamp {wts} is below its read timestamp "
+                f"{ts_from_proto(h.txn.read_timestamp)}"
+            )
+
+
+def _validate(ba: api_pb2.BatchRequest) -> list[tuple[str, Any, Command]]:
+    """Decode and validate every request; returns (name, request, command)."""
+    reqs = [_unpack(i, ru) for i, ru in enumerate(ba.requests)]
+    is_write = any(c.is_write for _, _, c in reqs)
+    _check_header(ba, is_write)
+    has_txn = ba.header.HasField("txn")
+    if len(reqs) > 1 and any(c.is_admin for _, _, c in reqs):
+        i = next(i for i, (_, _, c) in enumerate(reqs) if c.is_admin)
+        raise _invalid(i, reqs[i][0], "an admin request must be alone in its batch")
+    for i, (name, req, cmd) in enumerate(reqs):
+        if cmd.is_txn and not has_txn:
+            raise _invalid(i, name, "requires a transaction")
+        _check_keys(i, name, cmd, req.header.key, req.header.end_key)
+    return reqs
+
+
+def _check_sizes(reqs: list[tuple[str, Any, Command]]) -> None:
+    total = 0
+    for i, (name, req, _) in enumerate(reqs):
+        total += len(req.header.key) + len(req.header.end_key)
+        for field in ("value", "exp_value"):
+            v = getattr(req, field, b"")
+            if len(v) > MAX_VALUE_BYTES:
+                raise _at(
+                    ValueTooLargeError(
+                        f"{name} request (#{i} in batch): {field} of {len(v)} bytes exceeds "
+                        f"the maximum of {MAX_VALUE_BYTES} bytes per value"
+                    ),
+                    i,
+                )
+            total += len(v)
+        if total > MAX_BATCH_BYTES:
+            raise _at(
+                ValueTooLargeError(
+                    f"batch of {total}+ bytes (at request #{i}) exceeds the maximum of "
+                    f"{MAX_BATCH_BYTES} bytes per batch; split it into smaller batches"
+                ),
+                i,
+            )
+
+
+def _addr(key: bytes) -> bytes:
+    try:
+        return keys.addr(key)
+    except ValueError as e:
+        raise InvalidArgumentError(str(e)) from None
+
+
+def check_in_range(desc: data_pb2.RangeDescriptor, key: bytes, end_key: bytes = b"") -> None:
+    """Raise `RangeKeyMismatchError` unless [key, end_key) (or the point key)
+    is addressed inside `desc`."""
+    a = _addr(key)
+    if end_key:
+        ok = desc.start_key <= a and _addr(end_key) <= desc.end_key
+    else:
+        ok = desc.start_key <= a < desc.end_key
+    if not ok:
+        raise RangeKeyMismatchError(key, end_key, desc)
+
+
+# ---- public API ---------------------------------------------------------------------
+
+
+def batch_flags(ba: api_pb2.BatchRequest) -> tuple[bool, bool, bool]:
+    """(is_write, is_read_only, is_admin) of a batch; unsupported or empty
+    request unions raise `InvalidArgumentError`."""
+    is_write = is_admin = False
+    for i, ru in enumerate(ba.requests):
+        _, _, cmd = _unpack(i, ru)
+        is_write = is_write or cmd.is_write
+        is_admin = is_admin or cmd.is_admin
+    return is_write, not is_write and not is_admin, is_admin
+
+
+def declare_keys(desc: data_pb2.RangeDescriptor, ba: api_pb2.BatchRequest) -> SpanSet:
+    """All spans the batch's requests declare (validating them first)."""
+    spans = SpanSet()
+    for _, req, cmd in _validate(ba):
+        cmd.declare_keys(desc, ba.header, req, spans)
+    return spans
+
+
+def evaluate_batch(
+    rw: ReadWriter,
+    ba: api_pb2.BatchRequest,
+    *,
+    desc: data_pb2.RangeDescriptor,
+    now: Timestamp,
+    stats: MVCCStats,
+    uncertainty_limit: Timestamp | None = None,
+    assert_spans: SpanSet | None = None,
+) -> tuple[api_pb2.BatchResponse, Result]:
+    """Evaluate `ba`'s requests in order against `rw` (see the module docstring).
+
+    `stats` accumulates the batch's MVCC stats delta. With `assert_spans`,
+    every engine access is checked against those declared spans.
+    """
+    reqs = _validate(ba)
+    _check_sizes(reqs)
+    for i, (_, req, _) in enumerate(reqs):
+        try:
+            check_in_range(desc, req.header.key, req.header.end_key)
+        except CrdbError as e:
+            raise _at(e, i) from None
+    header = ba.header
+    txn: data_pb2.Transaction | None = None
+    if header.HasField("txn"):
+        if any(c.is_write for _, _, c in reqs) and header.txn.status in (
+            data_pb2.COMMITTED,
+            data_pb2.ABORTED,
+        ):
+            raise TransactionStatusError(
+                f"cannot write in a {data_pb2.TransactionStatus.Name(header.txn.status)} "
+                "transaction",
+                reason="write after finalization",
+                txn=header.txn,
+            )
+        txn = data_pb2.Transaction()
+        txn.CopyFrom(header.txn)
+        if uncertainty_limit is None and header.txn.HasField("global_uncertainty_limit"):
+            uncertainty_limit = ts_from_proto(header.txn.global_uncertainty_limit)
+    ts = read_timestamp(header)
+    if uncertainty_limit is not None and uncertainty_limit <= ts:
+        uncertainty_limit = None
+    if assert_spans is not None:
+        rw = CheckedReadWriter(rw, assert_spans)
+
+    br = api_pb2.BatchResponse()
+    br.header.CopyFrom(header)
+    ts_to_proto(now, br.now)
+    result = Result()
+    max_keys, target_bytes = header.max_span_request_keys, header.target_bytes
+    exhausted = False
+    for i, (name, req, cmd) in enumerate(reqs):
+        resp = getattr(br.responses.add(), name)
+        resp.SetInParent()
+        limited = name in LIMITED_COMMANDS
+        if limited and exhausted:
+            resp.header.resume_span.key = req.header.key
+            resp.header.resume_span.end_key = req.header.end_key
+            continue
+        if txn is not None:
+            txn.meta.sequence = req.header.sequence
+        cargs = CommandArgs(
+            rw=rw,
+            header=header,
+            timestamp=ts,
+            desc=desc,
+            stats=stats,
+            now=now,
+            txn=txn,
+            uncertainty_limit=uncertainty_limit,
+            max_keys=max_keys if limited else 0,
+            target_bytes=target_bytes if limited else 0,
+        )
+        try:
+            res = cmd.evaluate(cargs, req, resp)
+        except CrdbError as e:
+            raise _at(e, i) from None
+        result.merge(res)
+        if limited:
+            h = resp.header
+            if header.max_span_request_keys:
+                max_keys -= h.num_keys
+                exhausted = exhausted or max_keys <= 0
+            if header.target_bytes:
+                target_bytes -= h.num_bytes
+                exhausted = exhausted or target_bytes <= 0
+            exhausted = exhausted or h.HasField("resume_span")
+    return br, result
+
+
+# ---- declared-span assertion -------------------------------------------------------
+
+
+class CheckedReadWriter:
+    """A `ReadWriter` that asserts each access against declared spans.
+
+    Engine keys are mapped back to logical keys. Reads are checked by key
+    coverage only (an unbounded forward iteration by its start key: MVCC
+    scans stop at their end bound themselves and may peek one key past it);
+    writes of a version also by timestamp (a write latch at D allows writes
+    at >= D). Deleting an old version (an intent moving up) and metadata
+    records are checked by key only.
+    """
+
+    __slots__ = ("_rw", "_spans")
+
+    def __init__(self, rw: ReadWriter, spans: SpanSet) -> None:
+        self._rw = rw
+        self._spans = spans
+
+    @staticmethod
+    def _logical(ek: bytes) -> tuple[bytes, bytes]:
+        try:
+            return split_engine_key(ek)
+        except ValueError:
+            raise InternalError(f"evaluation accessed non-MVCC engine key {ek!r}") from None
+
+    def get(self, key: bytes) -> bytes | None:
+        self._spans.assert_allowed(SpanAccess.READ_ONLY, self._logical(key)[0])
+        return self._rw.get(key)
+
+    def iter_range(
+        self, lower: bytes, upper: bytes | None = None, *, reverse: bool = False
+    ) -> Iterator[tuple[bytes, bytes]]:
+        lo = self._logical(lower)[0]
+        if upper is None:
+            self._spans.assert_allowed(SpanAccess.READ_ONLY, lo)
+        else:
+            hi = self._logical(upper)[0]
+            if hi > lo:
+                self._spans.assert_allowed(SpanAccess.READ_ONLY, lo, hi)
+        return self._rw.iter_range(lower, upper, reverse=reverse)
+
+    def put(self, key: bytes, value: bytes) -> None:
+        uk, sfx = self._logical(key)
+        ts = decode_suffix(sfx) if sfx else None
+        self._spans.assert_allowed(SpanAccess.READ_WRITE, uk, ts=ts)
+        self._rw.put(key, value)
+
+    def delete(self, key: bytes) -> None:
+        self._spans.assert_allowed(SpanAccess.READ_WRITE, self._logical(key)[0])
+        self._rw.delete(key)
