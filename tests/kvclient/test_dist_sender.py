@@ -518,3 +518,40 @@ def test_lowest_index_error_wins() -> None:
 def test_empty_batch() -> None:
     ds, _ = make_sender(letter_cluster())
     assert len(run(ds.send(api_pb2.BatchRequest())).responses) == 0
+
+
+def test_reverse_limited_scan_after_splits() -> None:
+    c = letter_cluster(keys_per_range=3)
+    ds, _ = make_sender(c)
+    run(ds.send(kb.batch(kb.scan_request(b"a", b"z"))))
+    c.split(b"e1")
+    c.split(b"h2")
+    pages = page_through(ds, c, b"b", b"k", reverse=True, max_span_request_keys=4)
+    assert [r for p in pages for r in p] == user_rows(c, b"b", b"k")[::-1]
+    assert all(len(p) == 4 for p in pages[:-1])
+    assert ds.metrics.range_key_mismatch >= 1
+
+
+def test_meta_range_unavailable_then_recovers() -> None:
+    c = letter_cluster()
+    ds, ft = make_sender(c)
+    meta_nodes = {rep.node_id for rep in c.first_range().replicas}
+    c.down.update(meta_nodes)
+
+    def on_sleep(n: int) -> None:
+        if n == 2:
+            c.down.difference_update(meta_nodes)
+
+    ft.on_sleep = on_sleep
+    br = run(ds.send(kb.batch(kb.get_request(b"q0"))))
+    assert br.responses[0].get.value.raw_bytes == b"v-q0"
+    assert len(ft.sleeps) == 2
+
+
+def test_meta_range_unavailable_gives_up_at_deadline() -> None:
+    c = letter_cluster()
+    ds, ft = make_sender(c, timeout=3.0)
+    c.down.update(rep.node_id for rep in c.first_range().replicas)
+    with pytest.raises(errors.NodeUnavailableError):
+        run(ds.send(kb.batch(kb.get_request(b"q0"))))
+    assert ft.t >= 3.0
