@@ -128,3 +128,15 @@ class BatchStreamResponse(_message.Message):
     response: _api_pb2.BatchResponse
     error: str
     def __init__(self, id: _Optional[int] = ..., response: _Optional[_Union[_api_pb2.BatchResponse, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class BatchStreamRequests(_message.Message):
+    __slots__ = ("requests",)
+    REQUESTS_FIELD_NUMBER: _ClassVar[int]
+    requests: _containers.RepeatedCompositeFieldContainer[BatchStreamRequest]
+    def __init__(self, requests: _Optional[_Iterable[_Union[BatchStreamRequest, _Mapping]]] = ...) -> None: ...
+
+class BatchStreamResponses(_message.Message):
+    __slots__ = ("responses",)
+    RESPONSES_FIELD_NUMBER: _ClassVar[int]
+    responses: _containers.RepeatedCompositeFieldContainer[BatchStreamResponse]
+    def __init__(self, responses: _Optional[_Iterable[_Union[BatchStreamResponse, _Mapping]]] = ...) -> None: ...

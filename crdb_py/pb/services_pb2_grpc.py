@@ -48,8 +48,8 @@ class InternalStub:
                 _registered_method=True)
         self.BatchStream = channel.stream_stream(
                 '/crdb.rpc.Internal/BatchStream',
-                request_serializer=crdb__py_dot_pb_dot_services__pb2.BatchStreamRequest.SerializeToString,
-                response_deserializer=crdb__py_dot_pb_dot_services__pb2.BatchStreamResponse.FromString,
+                request_serializer=crdb__py_dot_pb_dot_services__pb2.BatchStreamRequests.SerializeToString,
+                response_deserializer=crdb__py_dot_pb_dot_services__pb2.BatchStreamResponses.FromString,
                 _registered_method=True)
 
 
@@ -92,8 +92,8 @@ def add_InternalServicer_to_server(servicer, server):
             ),
             'BatchStream': grpc.stream_stream_rpc_method_handler(
                     servicer.BatchStream,
-                    request_deserializer=crdb__py_dot_pb_dot_services__pb2.BatchStreamRequest.FromString,
-                    response_serializer=crdb__py_dot_pb_dot_services__pb2.BatchStreamResponse.SerializeToString,
+                    request_deserializer=crdb__py_dot_pb_dot_services__pb2.BatchStreamRequests.FromString,
+                    response_serializer=crdb__py_dot_pb_dot_services__pb2.BatchStreamResponses.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -175,8 +175,8 @@ class Internal:
             request_iterator,
             target,
             '/crdb.rpc.Internal/BatchStream',
-            crdb__py_dot_pb_dot_services__pb2.BatchStreamRequest.SerializeToString,
-            crdb__py_dot_pb_dot_services__pb2.BatchStreamResponse.FromString,
+            crdb__py_dot_pb_dot_services__pb2.BatchStreamRequests.SerializeToString,
+            crdb__py_dot_pb_dot_services__pb2.BatchStreamResponses.FromString,
             options,
             channel_credentials,
             insecure,

@@ -390,19 +390,28 @@ class _Peer:
         await self.channel.close()
 
 
+class _StreamBroken(ConnectionError):
+    def __init__(self, why: str, maybe_delivered: bool) -> None:
+        super().__init__(why)
+        self.maybe_delivered = maybe_delivered
+
+
 class _BatchStream:
-    """Batch requests multiplexed over one `BatchStream` call, by id."""
+    """Batch requests multiplexed over one `BatchStream` call, matched by id.
+    Requests queued in one loop turn (or while a write is in progress) go out
+    as one `BatchStreamRequests` frame."""
 
     def __init__(self, peer: _Peer) -> None:
         self.peer = peer
-        self.call = peer.internal.BatchStream(
+        self.stream = peer.internal.BatchStream(
             metadata=((NODE_ID_METADATA, str(peer.t.node_id)),), wait_for_ready=False
         )
         self.next_id = 1
         self.waiting: dict[int, asyncio.Future[services_pb2.BatchStreamResponse]] = {}
-        self.out: asyncio.Queue[services_pb2.BatchStreamRequest] = asyncio.Queue()
+        self.outbox: list[services_pb2.BatchStreamRequest] = []
+        self.wake = asyncio.Event()
+        self.written: set[int] = set()  # ids whose frame went (or is going) out
         self.broken = False
-        self.connected = False
         loop = asyncio.get_running_loop()
         self.reader = loop.create_task(self._read())
         self.writer = loop.create_task(self._write())
@@ -414,7 +423,8 @@ class _BatchStream:
             asyncio.get_running_loop().create_future()
         )
         self.waiting[rid] = fut
-        self.out.put_nowait(services_pb2.BatchStreamRequest(id=rid, request=req))
+        self.outbox.append(services_pb2.BatchStreamRequest(id=rid, request=req))
+        self.wake.set()
         node_id = self.peer.node_id
         try:
             resp = await asyncio.wait_for(fut, timeout)
@@ -422,12 +432,13 @@ class _BatchStream:
             raise delivery_failure(
                 node_id, req, maybe_delivered=True, detail=f"no response within {timeout:.3f}s"
             ) from None
-        except ConnectionError as exc:
+        except _StreamBroken as exc:
             raise delivery_failure(
-                node_id, req, maybe_delivered=self.connected, detail=str(exc)
+                node_id, req, maybe_delivered=exc.maybe_delivered, detail=str(exc)
             ) from None
         finally:
             self.waiting.pop(rid, None)
+            self.written.discard(rid)
         if resp.error:
             raise InternalError(f"n{node_id}: batch failed: {resp.error}")
         return resp.response
@@ -435,43 +446,58 @@ class _BatchStream:
     async def _write(self) -> None:
         try:
             while True:
-                m = await self.out.get()
-                await self.call.write(m)
+                await self.wake.wait()
+                self.wake.clear()
+                if not self.outbox:
+                    continue
+                frame, self.outbox = self.outbox, []
+                ids = [m.id for m in frame]
+                self.written.update(ids)
+                try:
+                    await self.stream.write(services_pb2.BatchStreamRequests(requests=frame))
+                except asyncio.CancelledError:
+                    raise
+                except Exception as exc:
+                    self.written.difference_update(ids)  # refused: never left
+                    self._fail(f"batch stream write failed: {exc!r}")
+                    return
         except asyncio.CancelledError:
             raise
-        except Exception as exc:
-            self._fail(f"batch stream write failed: {exc!r}")
 
     async def _read(self) -> None:
         try:
-            md = await self.call.initial_metadata()
-            self.connected = NODE_ID_METADATA in dict(md or ())
             while True:
-                m = await self.call.read()
-                if m is grpc.aio.EOF:
+                frame = await self.stream.read()
+                if frame is grpc.aio.EOF:
                     break
-                fut = self.waiting.get(m.id)
-                if fut is not None and not fut.done():
-                    fut.set_result(m)
+                for m in frame.responses:
+                    fut = self.waiting.get(m.id)
+                    if fut is not None and not fut.done():
+                        fut.set_result(m)
         except asyncio.CancelledError:
             raise
         except grpc.aio.AioRpcError as exc:
-            self._fail(f"{exc.code().name}: {exc.details()}")
+            details = exc.details() or ""
+            never_started = exc.code() == grpc.StatusCode.UNAVAILABLE and any(
+                s in details.lower() for s in _NOT_STARTED
+            )
+            self._fail(f"{exc.code().name}: {details}", never_started=never_started)
             return
         except Exception as exc:
             self._fail(repr(exc))
             return
         self._fail("batch stream closed by peer")
 
-    def _fail(self, why: str) -> None:
+    def _fail(self, why: str, *, never_started: bool = False) -> None:
         self.broken = True
-        for fut in self.waiting.values():
+        for rid, fut in self.waiting.items():
             if not fut.done():
-                fut.set_exception(ConnectionError(why))
+                maybe = rid in self.written and not never_started
+                fut.set_exception(_StreamBroken(why, maybe))
         self.close()
 
     def close(self) -> None:
         self.broken = True
-        self.call.cancel()
+        self.stream.cancel()
         self.reader.cancel()
         self.writer.cancel()

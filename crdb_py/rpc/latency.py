@@ -13,13 +13,14 @@ outcome (`AmbiguousResultError` for writes, see transport.py).
 
 Order. Every link has a FIFO of pending deliveries, each with a due time
 `max(now + latency, due time of the previous message on the link)`, and at
-most one timer (`loop.call_at`) armed for the head. When the timer fires,
-every due entry is delivered in order; raft messages released in the same
-turn are therefore coalesced into one batch by the wrapped transport.
-Clamping to the previous due time keeps per-link order when the latency is
-lowered at run time. Ties are never left to the timer heap (which is not
-stable), and one timer per link instead of one per message keeps bursts
-cheap.
+most one timer (`loop.call_at`) armed. Delivery pops from the head only, so
+nothing overtakes on a link, even when the latency is lowered at run time;
+order is never left to the timer heap (which is not stable), and one timer
+per link instead of one per message keeps bursts cheap. The timer is armed
+for the last message of the head's *send turn*, so a burst sent in one loop
+turn is released in one callback and the wrapped transport coalesces it into
+one raft batch, as it would without injected latency; no message is ever
+released before its own due time.
 
 Zero cost. With no latency and nothing blocked (`LinkFaultTable.idle`) and
 nothing still queued, every call goes straight to the wrapped transport.
@@ -48,24 +49,54 @@ R = TypeVar("R")
 
 
 class _LinkQueue:
-    """Pending deliveries on one link, released in order at their due time."""
+    """Pending deliveries on one link, released in order at their due time.
 
-    __slots__ = ("_q", "_timer", "_last_due")
+    Entries remember the loop turn they were sent in. The timer is armed for
+    the due time of the *last* entry of the head's turn group (and only once
+    that turn is over), so messages sent in one turn are released in one
+    callback — and coalesced downstream — without any of them arriving
+    before its own due time.
+    """
+
+    __slots__ = ("_q", "_timer", "_timer_turn", "_arm_pending", "_last_due")
 
     def __init__(self) -> None:
-        self._q: deque[tuple[float, Callable[[], None]]] = deque()
+        self._q: deque[tuple[float, int, Callable[[], None]]] = deque()
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_turn = -1
+        self._arm_pending = False
         self._last_due = 0.0
 
     def __len__(self) -> int:
         return len(self._q)
 
-    def schedule(self, loop: asyncio.AbstractEventLoop, delay: float, fn: Callable[[], None]) -> None:
+    def schedule(
+        self, loop: asyncio.AbstractEventLoop, turn: int, delay: float, fn: Callable[[], None]
+    ) -> None:
         due = max(loop.time() + delay, self._last_due)
         self._last_due = due
-        self._q.append((due, fn))
-        if self._timer is None:
-            self._timer = loop.call_at(due, self._fire, loop)
+        self._q.append((due, turn, fn))
+        if self._timer is not None and self._timer_turn == turn:
+            self._timer.cancel()  # the group grew: re-arm once the turn is over
+            self._timer = None
+        if self._timer is None and not self._arm_pending:
+            self._arm_pending = True
+            loop.call_soon(self._arm, loop)
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._arm_pending = False
+        if self._timer is None and self._q:
+            self._arm_group(loop)
+
+    def _arm_group(self, loop: asyncio.AbstractEventLoop) -> None:
+        head_turn = self._q[0][1]
+        when = self._q[0][0]
+        for due, turn, _ in self._q:
+            if turn != head_turn:
+                break
+            when = due
+        self._timer_turn = head_turn
+        self._timer = loop.call_at(when, self._fire, loop)
 
     def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
@@ -73,10 +104,10 @@ class _LinkQueue:
         now = loop.time() + loop._clock_resolution  # type: ignore[attr-defined]
         q = self._q
         while q and q[0][0] <= now:
-            _, fn = q.popleft()
+            fn = q.popleft()[2]
             fn()
-        if q:
-            self._timer = loop.call_at(q[0][0], self._fire, loop)
+        if q and not self._arm_pending:
+            self._arm_group(loop)
 
     def cancel(self) -> None:
         if self._timer is not None:
@@ -94,6 +125,8 @@ class LatencyInjector:
         self.node_id = inner.node_id
         self._links: dict[tuple[int, int], _LinkQueue] = {}
         self.raft_messages_blocked = 0
+        self._turn_id = 0
+        self._turn_armed = False
         # Let Admin.SetLinkFaults arriving at the wrapped transport reach us.
         if hasattr(inner, "link_fault_sink"):
             inner.link_fault_sink = self.faults  # type: ignore[attr-defined]
@@ -138,6 +171,17 @@ class LatencyInjector:
             q = self._links[(src, dst)] = _LinkQueue()
         return q
 
+    def _turn(self, loop: asyncio.AbstractEventLoop) -> int:
+        """An id for the current event-loop turn."""
+        if not self._turn_armed:
+            self._turn_armed = True
+            loop.call_soon(self._end_turn)
+        return self._turn_id
+
+    def _end_turn(self) -> None:
+        self._turn_id += 1
+        self._turn_armed = False
+
     def _direct(self, dst: int) -> bool:
         """True if a send to dst may bypass the fault machinery."""
         if not self.faults.idle:
@@ -159,8 +203,9 @@ class LatencyInjector:
                 return
             self.inner.send_raft_message(node_id, req)
 
+        loop = asyncio.get_running_loop()
         self._link(src, node_id).schedule(
-            asyncio.get_running_loop(), faults.latency(src, node_id), deliver
+            loop, self._turn(loop), faults.latency(src, node_id), deliver
         )
         return True
 
@@ -255,7 +300,7 @@ class LatencyInjector:
             if not fut.done():
                 fut.set_result(None)
 
-        self._link(src, dst).schedule(loop, delay, release)
+        self._link(src, dst).schedule(loop, self._turn(loop), delay, release)
         if deadline is None:
             await fut
             return

@@ -84,25 +84,42 @@ class InternalServicer(services_pb2_grpc.InternalServicer):
         assert t.handler is not None
         handler = t.handler
         await context.send_initial_metadata(((NODE_ID_METADATA, str(t.node_id)),))
-        lock = asyncio.Lock()
+        loop = asyncio.get_running_loop()
         tasks: set[asyncio.Task[None]] = set()
+        outbox: list[services_pb2.BatchStreamResponse] = []
+        wake = asyncio.Event()
 
         async def serve(m: services_pb2.BatchStreamRequest) -> None:
             resp = await call_handler_batch(handler, m.request, node_id=t.node_id)
-            async with lock:
-                await context.write(services_pb2.BatchStreamResponse(id=m.id, response=resp))
+            outbox.append(services_pb2.BatchStreamResponse(id=m.id, response=resp))
+            wake.set()
 
+        async def write() -> None:
+            # Responses finished in one loop turn leave as one frame.
+            nonlocal outbox
+            while True:
+                await wake.wait()
+                wake.clear()
+                if outbox:
+                    frame, outbox = outbox, []
+                    await context.write(services_pb2.BatchStreamResponses(responses=frame))
+
+        writer = loop.create_task(write())
         try:
             while True:
-                m = await context.read()
-                if m is grpc.aio.EOF:
+                frame = await context.read()
+                if frame is grpc.aio.EOF:
                     break
-                task = asyncio.get_running_loop().create_task(serve(m))
-                tasks.add(task)
-                task.add_done_callback(tasks.discard)
+                for m in frame.requests:
+                    task = loop.create_task(serve(m))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+            while outbox and not writer.done():
+                await asyncio.sleep(0.001)
         finally:
+            writer.cancel()
             for task in tasks:
                 task.cancel()
 

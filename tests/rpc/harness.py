@@ -17,7 +17,8 @@ from crdb_py.rpc import (
 )
 from crdb_py.util.errors import InvalidArgumentError
 
-KINDS = ["inproc", "grpc"]
+# "grpc-stream": GrpcTransport with Batch multiplexed over BatchStream.
+KINDS = ["inproc", "grpc", "grpc-stream"]
 
 
 def run(coro: Awaitable[Any], timeout: float = 20.0) -> Any:
@@ -169,14 +170,17 @@ async def make_cluster(
         if network is not None:
             raw[i] = network.transport(i, node, on_unreachable=cb, **transport_kw)
         else:
-            raw[i] = GrpcTransport(i, node, "127.0.0.1:0", on_unreachable=cb, **transport_kw)
+            raw[i] = GrpcTransport(
+                i, node, "127.0.0.1:0", on_unreachable=cb,
+                batch_over_stream=(kind == "grpc-stream"), **transport_kw,
+            )
     faults = LinkFaultTable() if inject else None
     transports: dict[int, Any] = {
         i: (LatencyInjector(t, faults) if inject else t) for i, t in raw.items()
     }
     for t in transports.values():
         await t.start()
-    if kind == "grpc":
+    if kind != "inproc":
         for t in transports.values():
             for j, other in raw.items():
                 t.set_node_address(j, other.address)
