@@ -135,6 +135,7 @@ class SimCluster:
             self.checkers = all_checkers()
         self.steps = 0
         self.delivered = 0
+        self.readies = 0
         self.delivered_by_type: dict[MessageType, int] = {}
         self.proposed: dict[bytes, int] = {}
         # payload -> (step, index) of its first application by any node
@@ -262,6 +263,7 @@ class SimCluster:
     def _handle_ready(self, node: SimNode, rd: Ready) -> None:
         raw, st, sm = node.raw, node.storage, node.sm
         assert raw is not None and st is not None and sm is not None
+        self.readies += 1
         checkers = self.checkers or ()
         # 1. persist: one atomic synced batch
         batch = node.engine.new_batch()
