@@ -49,6 +49,8 @@ bounded by `RetryOptions.timeout` measured on the injected clock):
   write twice or report failure for a write that happened. A read-only batch
   simply tries the next replica.
 
+Clock. With an `hlc`, every response's `now` ratchets it forward.
+
 Timestamps. Non-transactional batches go out with an empty timestamp: each
 range's leaseholder assigns one (as in CockroachDB), so a non-transactional
 batch spanning ranges is atomic and consistent per range only. A caller that
@@ -64,7 +66,7 @@ import random
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from crdb_py.kvclient import batch as kb
@@ -78,7 +80,9 @@ from crdb_py.pb import api_pb2
 from crdb_py.util import keys
 from crdb_py.util.errors import (
     AmbiguousResultError,
+    ClockOffsetError,
     CrdbError,
+    InternalError,
     InvalidArgumentError,
     NodeUnavailableError,
     NotLeaseHolderError,
@@ -86,6 +90,7 @@ from crdb_py.util.errors import (
     RangeNotFoundError,
 )
 from crdb_py.util.errwire import error_from_proto
+from crdb_py.util.hlc import HLC, ts_from_proto
 
 BatchRequest = api_pb2.BatchRequest
 BatchResponse = api_pb2.BatchResponse
@@ -141,7 +146,8 @@ class DistSenderMetrics:
     node_unavailable: int = 0
     range_not_found: int = 0
     backoffs: int = 0
-    sleeps: list[float] = field(default_factory=list)
+    backoff_seconds: float = 0.0
+    clock_offset_rejections: int = 0
 
 
 class _SendFailed(Exception):
@@ -171,6 +177,7 @@ class DistSender:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         retry: RetryOptions | None = None,
         meta_read_consistency: int = api_pb2.CONSISTENT,
+        hlc: HLC | None = None,
     ) -> None:
         self._nodes = node_sender
         self._first_range = first_range
@@ -180,6 +187,7 @@ class DistSender:
         self._sleep = sleep
         self.retry = retry or RetryOptions()
         self._meta_consistency = meta_read_consistency
+        self._hlc = hlc
         self.range_cache = RangeCache(self._meta_lookup)
         self.metrics = DistSenderMetrics()
 
@@ -409,7 +417,13 @@ class DistSender:
                     raise
                 last = e
                 continue
+            self._observe_clock(br)
             if not br.HasField("error"):
+                if len(br.responses) != len(req.requests):
+                    raise InternalError(
+                        f"r{desc.range_id} on n{rep.node_id} answered {len(br.responses)} "
+                        f"responses to a batch of {len(req.requests)} requests"
+                    )
                 if req.header.read_consistency == api_pb2.CONSISTENT:
                     self.range_cache.update_leaseholder(desc.range_id, rep)
                 return br
@@ -436,6 +450,18 @@ class DistSender:
                 continue
             raise err
         raise _SendFailed(desc, last)
+
+    def _observe_clock(self, br: BatchResponse) -> None:
+        """Ratchet the gateway's HLC with the server clock reading in `br.now`
+        (CockroachDB's DistSender does the same). A reading beyond the max
+        offset is not adopted (HLC refuses it) and only counted: the batch
+        itself succeeded or failed on its own terms."""
+        if self._hlc is None or not br.HasField("now"):
+            return
+        try:
+            self._hlc.update(ts_from_proto(br.now))
+        except ClockOffsetError:
+            self.metrics.clock_offset_rejections += 1
 
     # ---- lookups and backoff ----------------------------------------------------------
 
@@ -481,7 +507,7 @@ class DistSender:
             raise _give_up(cause)
         delay = self.retry.backoff(attempt, self._rng)
         self.metrics.backoffs += 1
-        self.metrics.sleeps.append(delay)
+        self.metrics.backoff_seconds += delay
         await self._sleep(delay)
 
 

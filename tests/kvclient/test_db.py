@@ -182,3 +182,14 @@ def test_txn_extension_point_inherits_every_operation() -> None:
 
     run(main())
     assert [kb.kind(b.requests[0]) for b in r.batches] == ["put", "get", "scan"]
+
+
+def test_meta_records_are_readable_through_the_db() -> None:
+    from crdb_py.pb import data_pb2
+    from crdb_py.util import keys
+
+    c, db = make_db()
+    rows = run(db.scan(keys.META_PREFIX, keys.META_MAX))
+    descs = [data_pb2.RangeDescriptor.FromString(v) for _, v in rows]
+    assert [d.end_key for d in descs] == sorted(r.desc.end_key for r in c.ranges.values())
+    assert all(k == keys.meta_key(d.end_key) for (k, _), d in zip(rows, descs))

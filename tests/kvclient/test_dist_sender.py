@@ -555,3 +555,61 @@ def test_meta_range_unavailable_gives_up_at_deadline() -> None:
     with pytest.raises(errors.NodeUnavailableError):
         run(ds.send(kb.batch(kb.get_request(b"q0"))))
     assert ft.t >= 3.0
+
+
+def test_responses_ratchet_the_gateway_clock() -> None:
+    from crdb_py.util.hlc import HLC, ManualClock
+
+    c = letter_cluster()
+    hlc = HLC(ManualClock(500), max_offset_nanos=0)
+    ds, _ = make_sender(c, hlc=hlc)
+    c.now = 10_000
+    run(ds.send(kb.batch(kb.get_request(b"g0"))))
+    assert hlc.peek().wall_time == c.now  # the last server reading
+    hlc2 = HLC(ManualClock(500), max_offset_nanos=100)
+    ds2, _ = make_sender(c, hlc=hlc2)
+    run(ds2.send(kb.batch(kb.get_request(b"g0"))))
+    assert hlc2.peek().wall_time == 0 and ds2.metrics.clock_offset_rejections > 0
+
+
+def test_wrong_number_of_responses_is_an_internal_error() -> None:
+    c = letter_cluster()
+
+    def hook(node_id: int, ba: api_pb2.BatchRequest):
+        br = c._serve(node_id, ba)
+        if not br.HasField("error") and ba.header.range_id != 1:
+            br.responses.append(api_pb2.ResponseUnion())
+        return br
+
+    c.hook = hook
+    ds, _ = make_sender(c)
+    with pytest.raises(errors.InternalError):
+        run(ds.send(kb.batch(kb.get_request(b"g0"))))
+
+
+def test_cancelling_a_send_cancels_its_parts() -> None:
+    import asyncio
+
+    c = letter_cluster()
+    ds, _ = make_sender(c)
+    run(ds.send(kb.batch(kb.scan_request(b"a", b"z"))))
+    gate = asyncio.Event()
+
+    async def main() -> None:
+        orig = c.send_to_node
+
+        async def slow(node_id: int, ba: api_pb2.BatchRequest) -> api_pb2.BatchResponse:
+            await gate.wait()
+            return await orig(node_id, ba)
+
+        c.send_to_node = slow  # type: ignore[method-assign]
+        t = asyncio.ensure_future(ds.send(kb.batch(kb.scan_request(b"a", b"z"))))
+        await asyncio.sleep(0.01)
+        t.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await t
+        await asyncio.sleep(0)
+        pending = [x for x in asyncio.all_tasks() if x is not asyncio.current_task()]
+        assert pending == []
+
+    run(main())
