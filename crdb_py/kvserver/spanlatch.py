@@ -72,12 +72,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Iterator
+from bisect import bisect_left
+from collections.abc import AsyncIterator
 from typing import Any
 
 from sortedcontainers import SortedDict
 
-from crdb_py.kvserver.spanset import DeclaredSpan, SpanAccess, SpanSet
+from crdb_py.kvserver.spanset import DeclaredSpan, Span, SpanAccess, SpanSet
 from crdb_py.util.errors import InternalError
 from crdb_py.util.hlc import Timestamp
 
@@ -87,7 +88,7 @@ _WAITING, _HELD, _RELEASED = 0, 1, 2
 class _Latch:
     """One declared span inserted into the manager."""
 
-    __slots__ = ("access", "end", "guard", "is_point", "key", "ts")
+    __slots__ = ("access", "end", "guard", "is_point", "key", "seq", "ts")
 
     def __init__(self, ds: DeclaredSpan, guard: Guard) -> None:
         self.access = ds.access
@@ -96,6 +97,11 @@ class _Latch:
         self.is_point = ds.span.is_point
         self.ts = ds.ts
         self.guard = guard
+        self.seq = guard.seq
+
+
+def _seq_of(latch: _Latch) -> int:
+    return latch.seq
 
 
 class Guard:
@@ -104,14 +110,12 @@ class Guard:
     Pass it back to `LatchManager.release` exactly once.
     """
 
-    __slots__ = ("_conflicts", "_latches", "_state", "_waiters", "seq", "spans")
+    __slots__ = ("_latches", "_state", "_waiters", "seq", "spans")
 
     def __init__(self, seq: int, spans: SpanSet) -> None:
         self.seq = seq
         self.spans = spans
         self._latches: list[_Latch] = []
-        # Earlier latches this request must wait out (dropped once acquired).
-        self._conflicts: list[_Latch] = []
         self._state = _WAITING
         self._waiters: list[asyncio.Future[None]] | None = None
 
@@ -143,16 +147,33 @@ class Guard:
         return f"Guard(seq={self.seq}, {state}, {self.spans!r})"
 
 
-class _LatchIndex:
-    """The latches of one access kind."""
+# How an earlier latch is matched against the span being checked.
+_ANY = 0  # every overlapping latch conflicts (write vs write, or a non-MVCC side)
+_READER = 1  # checking a read at ts against write latches
+_WRITER = 2  # checking a write at ts against read latches
 
-    __slots__ = ("points", "ranges")
+
+def _hit(la: _Latch, ts: Timestamp, mode: int) -> bool:
+    if mode == _ANY:
+        return True
+    if mode == _READER:
+        return not _read_ignores_write(ts, la.ts)
+    return not _read_ignores_write(la.ts, ts)
+
+
+class _LatchIndex:
+    """The latches of one access kind, each bucket and the ranged dict in
+    sequence order (latches are inserted with increasing sequence numbers)."""
+
+    __slots__ = ("count", "points", "ranges")
 
     def __init__(self) -> None:
-        self.points: SortedDict = SortedDict()  # key -> list[_Latch]
-        self.ranges: dict[_Latch, None] = {}
+        self.points: SortedDict = SortedDict()  # key -> list[_Latch], by seq
+        self.ranges: dict[_Latch, None] = {}  # insertion order = seq order
+        self.count = 0
 
     def insert(self, latch: _Latch) -> None:
+        self.count += 1
         if latch.is_point:
             bucket = self.points.get(latch.key)
             if bucket is None:
@@ -163,28 +184,57 @@ class _LatchIndex:
             self.ranges[latch] = None
 
     def remove(self, latch: _Latch) -> None:
+        self.count -= 1
         if latch.is_point:
             bucket = self.points[latch.key]
-            bucket.remove(latch)
+            bucket.remove(latch)  # usually near the front: releases are mostly FIFO
             if not bucket:
                 del self.points[latch.key]
         else:
             del self.ranges[latch]
 
-    def overlapping(self, key: bytes, end: bytes, is_point: bool) -> Iterator[_Latch]:
-        if is_point:
-            bucket = self.points.get(key)
-            if bucket:
-                yield from bucket
-        else:
-            for k in self.points.irange(key, end, inclusive=(True, False)):
-                yield from self.points[k]
-        for latch in self.ranges:
-            if latch.key < end and key < latch.end:
-                yield latch
+    def newest_before(self, span: Span, seq: int, ts: Timestamp, mode: int) -> _Latch | None:
+        """The latch with the highest sequence number below `seq` that overlaps
+        `span` and conflicts with it (per `mode` at `ts`), or None."""
+        best: _Latch | None = None
+        points = self.points
+        if points:
+            if span.is_point:
+                bucket = points.get(span.key)
+                if bucket:
+                    best = _newest_in_bucket(bucket, seq, ts, mode)
+            else:
+                for k in points.irange(span.key, span.end_key, inclusive=(True, False)):
+                    la = _newest_in_bucket(points[k], seq, ts, mode)
+                    if la is not None and (best is None or la.seq > best.seq):
+                        best = la
+        if self.ranges:
+            key, end = span.key, span.end
+            for la in self.ranges:
+                if la.seq >= seq:
+                    break
+                if (
+                    la.key < end
+                    and key < la.end
+                    and _hit(la, ts, mode)
+                    and (best is None or la.seq > best.seq)
+                ):
+                    best = la
+        return best
 
     def __len__(self) -> int:
-        return sum(len(b) for b in self.points.values()) + len(self.ranges)
+        return self.count
+
+
+def _newest_in_bucket(bucket: list[_Latch], seq: int, ts: Timestamp, mode: int) -> _Latch | None:
+    i = len(bucket)
+    if bucket[-1].seq >= seq:  # skip the latches of later requests
+        i = bisect_left(bucket, seq, key=_seq_of)
+    while i > 0:
+        i -= 1
+        if _hit(bucket[i], ts, mode):
+            return bucket[i]
+    return None
 
 
 def _read_ignores_write(read_ts: Timestamp, write_ts: Timestamp) -> bool:
@@ -216,16 +266,13 @@ class LatchManager:
         """Wait until no earlier conflicting request holds or awaits a latch,
         then return the held guard. Cancellation leaves nothing behind."""
         guard = self._insert(spans)
-        if guard._conflicts:
-            await self._wait(guard)
-        else:
-            guard._state = _HELD
+        await self._wait(guard)
         return guard
 
     def try_acquire(self, spans: SpanSet) -> Guard | None:
         """Acquire without waiting, or return None (inserting nothing) when any
         present latch conflicts."""
-        if self._conflicting(spans, before=None):
+        if self._newest_conflict(spans, self._seq + 1) is not None:
             return None
         guard = self._insert(spans)
         guard._state = _HELD
@@ -239,18 +286,11 @@ class LatchManager:
         return self._insert(spans)
 
     def check_optimistic_no_conflicts(self, guard: Guard, spans: SpanSet) -> bool:
-        """Whether none of the earlier latches this guard skipped over, still
-        unreleased, conflicts with `spans` (a subset of the declared spans)."""
+        """Whether no earlier, still present latch conflicts with `spans` (a
+        subset of the spans the guard declared)."""
         if guard._state != _WAITING:
             return True
-        pending = [la for la in guard._conflicts if la.guard._state != _RELEASED]
-        if not pending:
-            return True
-        for ds in spans:
-            for la in pending:
-                if _overlaps(la, ds) and _conflict(ds.access, ds.ts, la.access, la.ts):
-                    return False
-        return True
+        return self._newest_conflict(spans, guard.seq) is None
 
     async def wait_until_acquired(self, guard: Guard) -> Guard:
         """Turn an optimistic guard into a held one, waiting as `acquire` would."""
@@ -293,42 +333,50 @@ class LatchManager:
     # ---- internals ---------------------------------------------------------
 
     def _insert(self, spans: SpanSet) -> Guard:
-        # No await in here: collecting the conflicts and inserting must be one
-        # atomic step for the sequencing argument in the module docstring.
+        # No await in here: taking the sequence number and inserting the latches
+        # is one atomic step, so "present with a lower sequence number" means
+        # exactly "arrived earlier and not yet released".
         self._seq += 1
         guard = Guard(self._seq, spans)
-        guard._conflicts = self._conflicting(spans, before=guard)
         for ds in spans:
             latch = _Latch(ds, guard)
             self._indexes[ds.access].insert(latch)
             guard._latches.append(latch)
         return guard
 
-    def _conflicting(self, spans: SpanSet, before: Guard | None) -> list[_Latch]:
+    def _newest_conflict(self, spans: SpanSet, seq: int) -> Guard | None:
+        """The guard with the highest sequence number below `seq` holding or
+        awaiting a latch that conflicts with `spans` (released latches are gone
+        from the indexes, so every latch found is still pending)."""
         reads, writes = self._indexes
-        out: list[_Latch] = []
+        best: _Latch | None = None
         for ds in spans:
-            sp = ds.span
-            key, end, is_point = sp.key, sp.end, sp.is_point
+            sp, ts = ds.span, ds.ts
             if ds.access is SpanAccess.READ_ONLY:
-                for la in writes.overlapping(key, end, is_point):
-                    if not _read_ignores_write(ds.ts, la.ts):
-                        out.append(la)
+                la = writes.newest_before(sp, seq, ts, _READER)
             else:
-                out.extend(writes.overlapping(key, end, is_point))
-                for la in reads.overlapping(key, end, is_point):
-                    if not _read_ignores_write(la.ts, ds.ts):
-                        out.append(la)
-        if before is not None:
-            out = [la for la in out if la.guard is not before]
-        return out
+                la = writes.newest_before(sp, seq, ts, _ANY)
+                la2 = reads.newest_before(sp, seq, ts, _WRITER)
+                if la is None or (la2 is not None and la2.seq > la.seq):
+                    la = la2
+            if la is not None and (best is None or la.seq > best.seq):
+                best = la
+        return None if best is None else best.guard
 
     async def _wait(self, guard: Guard) -> None:
+        # Wait for the newest earlier conflicting guard, then look again. The
+        # newest cannot have acquired before the older ones conflicting with it
+        # were released, so one wake-up usually settles a whole queue; waiting
+        # on every conflict oldest-first would wake each request queued on a
+        # hot key at every release (quadratic). Looking again after each wake-up
+        # also covers guards released without ever acquiring (cancelled
+        # acquires, optimistic guards given up).
         try:
-            for latch in guard._conflicts:
-                other = latch.guard
-                if other._state != _RELEASED:
-                    await other._wait_released()
+            while True:
+                other = self._newest_conflict(guard.spans, guard.seq)
+                if other is None:
+                    break
+                await other._wait_released()
         except BaseException:
             # Cancelled (or the loop is shutting down): give the place in line up.
             if guard._state != _RELEASED:
@@ -336,27 +384,10 @@ class LatchManager:
             raise
         if guard._state == _RELEASED:
             raise InternalError(f"latch guard released while its acquire was waiting: {guard!r}")
-        guard._conflicts = []
         guard._state = _HELD
 
     def _remove(self, guard: Guard) -> None:
         for latch in guard._latches:
             self._indexes[latch.access].remove(latch)
         guard._latches = []
-        guard._conflicts = []
         guard._signal_released()
-
-
-def _overlaps(la: _Latch, ds: DeclaredSpan) -> bool:
-    return la.key < ds.span.end and ds.span.key < la.end
-
-
-def _conflict(a: SpanAccess, a_ts: Timestamp, b: SpanAccess, b_ts: Timestamp) -> bool:
-    """The conflict table of the module docstring, for overlapping spans."""
-    if a is SpanAccess.READ_ONLY and b is SpanAccess.READ_ONLY:
-        return False
-    if a is SpanAccess.READ_WRITE and b is SpanAccess.READ_WRITE:
-        return True
-    read_ts, write_ts = (a_ts, b_ts) if a is SpanAccess.READ_ONLY else (b_ts, a_ts)
-    return not _read_ignores_write(read_ts, write_ts)
-

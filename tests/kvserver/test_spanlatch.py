@@ -446,7 +446,7 @@ def test_randomized_run_is_deterministic():
 
 
 def test_randomized_checker_catches_a_manager_that_ignores_conflicts(monkeypatch):
-    monkeypatch.setattr(LatchManager, "_conflicting", lambda self, spans, before: [])
+    monkeypatch.setattr(LatchManager, "_newest_conflict", lambda self, spans, seq: None)
     chk = _simulate(0, cancel_p=0.0)
     assert any("while conflicting" in v for v in chk.violations)
 
@@ -454,12 +454,16 @@ def test_randomized_checker_catches_a_manager_that_ignores_conflicts(monkeypatch
 def test_randomized_checker_catches_unfair_ordering(monkeypatch):
     """A manager that only waits for *held* latches (not queued ones) lets later
     requests overtake earlier waiting ones: the FIFO check must notice."""
-    orig = LatchManager._conflicting
+    orig = LatchManager._newest_conflict
 
-    def held_only(self, spans, before):
-        return [la for la in orig(self, spans, before) if la.guard.held]
+    def held_only(self, spans, seq):
+        while True:  # look past waiting guards to the newest held one
+            g = orig(self, spans, seq)
+            if g is None or g.held:
+                return g
+            seq = g.seq
 
-    monkeypatch.setattr(LatchManager, "_conflicting", held_only)
+    monkeypatch.setattr(LatchManager, "_newest_conflict", held_only)
     chk = _simulate(0, cancel_p=0.0)
     assert any("overtook" in v for v in chk.violations)
 
