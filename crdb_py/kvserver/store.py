@@ -1,0 +1,404 @@
+"""A store: one engine and the replicas of many ranges on it (multi-raft).
+
+The store drives every replica's Raft group from one scheduler on the node's
+event loop. Work arrives as raft messages, proposals and ticks; each marks its
+replica *pending*, and one scheduler turn (`_process`) handles every pending
+replica together:
+
+1. collect each replica's `Ready`; install snapshots and append log entries
+   and hard states of **all** of them into **one** engine write batch;
+2. write that batch, **synced** (unless `sync_writes` is off), *before*
+   anything that depends on it leaves the node;
+3. send the messages (coalesced per destination node by the transport);
+4. apply committed entries of all replicas into one (unsynced) batch — the
+   raft log is already durable, and each replica's applied index is written
+   atomically with the data, so a crash simply re-applies the log's tail;
+5. `advance` every raft group, then complete proposals and other callbacks.
+
+Ticks (every `raft_tick_interval`) drive elections, heartbeats, lease
+renewal and reproposals; every few ticks leaseholders also run the
+replicate queue, the size-based split check and raft log truncation.
+
+Bootstrapping writes the first range `[KEY_MIN, KEY_MAX)` with one voter,
+its meta entry and the range-id generator. See docs/design/replication.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from crdb_py.kvserver.replica import (
+    Replica,
+    load_descriptor,
+    replica_for_node,
+    write_descriptor,
+    write_initial_range_state,
+)
+from crdb_py.pb import api_pb2, data_pb2, raft_pb2
+from crdb_py.raft import MessageType
+from crdb_py.raft.wire import message_from_proto, message_to_proto
+from crdb_py.storage import MVCCStats, encode_int_value, mvcc_find_split_key, mvcc_put, mvcc_scan
+from crdb_py.util import keys
+from crdb_py.util.errors import CrdbError, InternalError, RangeNotFoundError
+from crdb_py.util.errwire import error_from_proto, error_to_proto
+from crdb_py.util.hlc import HLC, Timestamp, ts_from_proto, ts_to_proto
+
+log = logging.getLogger(__name__)
+
+RANGE_ID_GENERATOR_KEY = keys.SYSTEM_PREFIX + b"range-idgen"
+BOOTSTRAP_TS = Timestamp(1, 0)
+
+
+@dataclass
+class StoreConfig:
+    node_id: int
+    store_id: int
+    raft_tick_interval: float = 0.1  # seconds
+    raft_election_ticks: int = 10
+    raft_heartbeat_ticks: int = 1
+    sync_writes: bool = True
+    lease_duration: float = 3.0
+    lease_request_timeout: float = 3.0
+    proposal_timeout: float = 10.0
+    range_max_bytes: int = 64 << 20
+    replication_factor: int = 3
+    queue_interval_ticks: int = 5
+    raft_log_max_entries: int = 2000
+
+
+class NodeDialer(Protocol):
+    def live_node_ids(self) -> list[int]: ...
+
+
+class KVSender(Protocol):
+    async def send(self, ba: api_pb2.BatchRequest) -> api_pb2.BatchResponse: ...
+
+
+class Store:
+    def __init__(
+        self,
+        engine: Any,
+        config: StoreConfig,
+        transport: Any,
+        clock: HLC,
+        node_dialer: NodeDialer,
+        kv: KVSender | None = None,
+    ) -> None:
+        self.engine = engine
+        self.config = config
+        self.transport = transport
+        self.clock = clock
+        self.node_dialer = node_dialer
+        self.kv = kv
+        self.replicas: dict[int, Replica] = {}
+        self._pending: set[int] = set()
+        self._scheduled = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._tick_task: asyncio.Task[None] | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._busy: set[tuple[str, int]] = set()
+        self._ticks = 0
+        self.stopped = False
+
+    # ---- bootstrap / lifecycle ------------------------------------------------
+
+    @staticmethod
+    def bootstrap(engine: Any, node_id: int, store_id: int) -> data_pb2.RangeDescriptor:
+        """Write the first range, replicated once on this store."""
+        if load_descriptor(engine, keys.KEY_MIN) is not None:
+            raise InternalError("store is already bootstrapped")
+        desc = data_pb2.RangeDescriptor(
+            range_id=1, start_key=keys.KEY_MIN, end_key=keys.KEY_MAX, next_replica_id=2
+        )
+        desc.replicas.add(node_id=node_id, store_id=store_id, replica_id=1, type=data_pb2.VOTER_FULL)
+        batch = engine.new_batch()
+        stats = MVCCStats()
+        write_descriptor(batch, desc, stats)
+        mvcc_put(batch, keys.meta_key(desc.end_key), BOOTSTRAP_TS, desc.SerializeToString(), stats=stats)
+        mvcc_put(batch, RANGE_ID_GENERATOR_KEY, BOOTSTRAP_TS, encode_int_value(1), stats=stats)
+        write_initial_range_state(batch, engine, desc, stats, None)
+        engine.write(batch, sync=True)
+        return desc
+
+    def load_replicas(self) -> None:
+        res = mvcc_scan(self.engine, keys.LOCAL_RANGE_PREFIX, keys.LOCAL_MAX, Timestamp(2**62, 0))
+        for k, v in res.kvs:
+            try:
+                _anchor, suffix, _detail = keys.decode_range_local_key(k)
+            except Exception:
+                continue
+            if suffix != keys.RANGE_DESCRIPTOR_SUFFIX or v is None:
+                continue
+            desc = data_pb2.RangeDescriptor.FromString(v)
+            me = replica_for_node(desc, self.config.store_id)
+            if me is None or desc.range_id in self.replicas:
+                continue
+            r = Replica(self, desc.range_id, me.replica_id)
+            r.set_desc(desc)
+            self.replicas[desc.range_id] = r
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.load_replicas()
+        for r in self.replicas.values():
+            assert r.desc is not None
+            voters = [x for x in r.desc.replicas if x.type == data_pb2.VOTER_FULL]
+            if len(voters) == 1 and voters[0].replica_id == r.replica_id:
+                r.raw_node.campaign()  # a lone voter need not wait for a timeout
+            self.enqueue(r)
+        self._tick_task = asyncio.create_task(self._tick_loop())
+
+    async def stop(self) -> None:
+        self.stopped = True
+        if self._tick_task is not None:
+            self._tick_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._tick_task
+        for t in list(self._tasks):
+            t.cancel()
+        for t in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+        for r in self.replicas.values():
+            for p in list(r.proposals.values()):
+                if not p.fut.done():
+                    p.fut.cancel()
+
+    # ---- scheduler --------------------------------------------------------------
+
+    def enqueue(self, r: Replica) -> None:
+        self._pending.add(r.range_id)
+        if not self._scheduled and not self.stopped:
+            self._scheduled = True
+            loop = self._loop or asyncio.get_running_loop()
+            loop.call_soon(self._process)
+
+    def _process(self) -> None:
+        self._scheduled = False
+        if self.stopped:
+            return
+        pending, self._pending = self._pending, set()
+        eng = self.engine
+        log_batch = eng.new_batch()
+        readies = []
+        must_sync = False
+        for rid in pending:
+            r = self.replicas.get(rid)
+            if r is None or r.destroyed or not r.raw_node.has_ready():
+                continue
+            rd = r.raw_node.ready()
+            if rd.snapshot is not None and not rd.snapshot.is_empty():
+                r.install_snapshot(rd.snapshot, log_batch)
+            if rd.hard_state is not None or rd.entries:
+                r.raft_storage.save(hard_state=rd.hard_state, entries=rd.entries, batch=log_batch)
+            must_sync = must_sync or rd.must_sync
+            readies.append((r, rd))
+        if log_batch.count():
+            eng.write(log_batch, sync=self.config.sync_writes and must_sync)
+        for r, rd in readies:
+            if rd.messages:
+                self._send(r, rd.messages)
+        apply_batch = eng.new_batch()
+        post: list[Any] = []
+        for r, rd in readies:
+            if rd.committed_entries:
+                r.apply_committed(rd.committed_entries, apply_batch, post)
+        if apply_batch.count():
+            eng.write(apply_batch, sync=False)
+        for r, rd in readies:
+            r.raw_node.advance(rd)
+        for cb in post:
+            try:
+                cb()
+            except Exception:
+                log.exception("n%d: post-apply callback failed", self.config.node_id)
+        for r, _ in readies:
+            if r.raw_node.has_ready():
+                self.enqueue(r)
+
+    def _send(self, r: Replica, messages: list[Any]) -> None:
+        for m in messages:
+            node = r.node_of(m.to)
+            if node == 0:
+                continue
+            req = raft_pb2.RaftMessageRequest(
+                range_id=r.range_id,
+                from_node_id=self.config.node_id,
+                to_node_id=node,
+                from_replica_id=m.frm,
+                to_replica_id=m.to,
+            )
+            req.message.CopyFrom(message_to_proto(m))
+            ok = self.transport.send_raft_message(node, req)
+            if m.type == MessageType.SNAP:
+                r.raw_node.report_snapshot(m.to, ok)
+            if not ok:
+                r.raw_node.report_unreachable(m.to)
+
+    def handle_raft_messages(self, from_node_id: int, batch: raft_pb2.RaftMessageBatch) -> None:
+        for req in batch.requests:
+            if req.range_id <= 0 or req.to_replica_id == 0:
+                continue
+            r = self.replicas.get(req.range_id)
+            if r is None or r.destroyed:
+                r = Replica(self, req.range_id, int(req.to_replica_id))
+                self.replicas[req.range_id] = r
+            elif r.replica_id != req.to_replica_id:
+                continue  # addressed to an older/newer incarnation
+            r.replica_nodes[int(req.from_replica_id)] = req.from_node_id
+            try:
+                r.raw_node.step(message_from_proto(req.message))
+            except Exception:
+                log.exception("%s: failed to step %s", r, req.message.type)
+                continue
+            self.enqueue(r)
+
+    # ---- ticks and queues --------------------------------------------------------
+
+    async def _tick_loop(self) -> None:
+        interval = self.config.raft_tick_interval
+        while not self.stopped:
+            await asyncio.sleep(interval)
+            self._ticks += 1
+            for r in list(self.replicas.values()):
+                if r.destroyed:
+                    continue
+                try:
+                    r.tick()
+                except Exception:
+                    log.exception("%s: tick failed", r)
+                if r.raw_node.has_ready():
+                    self.enqueue(r)
+            if self._ticks % self.config.queue_interval_ticks == 0:
+                self._run_queues()
+
+    def _run_queues(self) -> None:
+        from crdb_py.kvserver.replicate_queue import maybe_replicate
+
+        for r in list(self.replicas.values()):
+            if r.destroyed or r.desc is None:
+                continue
+            self._truncate_log(r)
+            if not r.owns_valid_lease():
+                continue
+            self._spawn(("replicate", r.range_id), maybe_replicate(r))
+            total = r.stats.key_bytes + r.stats.val_bytes
+            if total > self.config.range_max_bytes:
+                self._spawn(("split", r.range_id), self._split_by_size(r, total))
+
+    def _truncate_log(self, r: Replica) -> None:
+        st = r.raft_storage
+        applied = r.applied.raft_applied_index
+        keep = self.config.raft_log_max_entries // 2
+        if applied - st.first_index() > self.config.raft_log_max_entries:
+            st.compact(applied - keep)
+
+    async def _split_by_size(self, r: Replica, total: int) -> None:
+        from crdb_py.kvserver.split import admin_split
+
+        assert r.desc is not None
+        start = max(r.desc.start_key, keys.META_MAX)
+        key = mvcc_find_split_key(self.engine, start, r.desc.end_key, total // 2, min_key=keys.META_MAX)
+        if key is not None and key > start:
+            await admin_split(r, key)
+
+    def _spawn(self, name: tuple[str, int], coro: Any) -> None:
+        if name in self._busy:
+            coro.close()
+            return
+        self._busy.add(name)
+        t = asyncio.create_task(coro)
+        self._tasks.add(t)
+
+        def done(t: asyncio.Task[Any]) -> None:
+            self._tasks.discard(t)
+            self._busy.discard(name)
+            if not t.cancelled() and t.exception() is not None:
+                log.info("n%d: %s r%d: %s", self.config.node_id, name[0], name[1], t.exception())
+
+        t.add_done_callback(done)
+
+    # ---- requests ----------------------------------------------------------------
+
+    async def batch(self, ba: api_pb2.BatchRequest) -> api_pb2.BatchResponse:
+        h = ba.header
+        try:
+            if h.HasField("txn"):
+                self.clock.update(ts_from_proto(h.txn.meta.write_timestamp))
+            elif h.timestamp.wall_time:
+                self.clock.update(ts_from_proto(h.timestamp))
+            r = self.replicas.get(h.range_id)
+            if r is None or not r.initialized or r.destroyed:
+                raise RangeNotFoundError(h.range_id)
+            br = await r.send(ba)
+        except CrdbError as e:
+            br = api_pb2.BatchResponse()
+            error_to_proto(e, br.error)
+        ts_to_proto(self.clock.now(), br.now)
+        return br
+
+    # ---- replica lifecycle callbacks -------------------------------------------
+
+    def add_split_replica(self, desc: data_pb2.RangeDescriptor, *, campaign: bool) -> None:
+        me = replica_for_node(desc, self.config.store_id)
+        if me is None:
+            return
+        old = self.replicas.get(desc.range_id)
+        if old is not None and old.initialized and not old.destroyed:
+            return
+        r = Replica(self, desc.range_id, me.replica_id)
+        r.set_desc(desc)
+        self.replicas[desc.range_id] = r
+        if campaign:
+            r.raw_node.campaign()
+        self.enqueue(r)
+
+    def on_replica_initialized(self, r: Replica) -> None:
+        log.info("n%d: %s initialized from a snapshot", self.config.node_id, r)
+
+    # ---- cluster KV used by splits and replica changes ---------------------------
+
+    async def _kv_send(self, ba: api_pb2.BatchRequest) -> api_pb2.BatchResponse:
+        if self.kv is None:
+            raise InternalError("store has no KV client for cluster-wide writes")
+        br = await self.kv.send(ba)
+        if br.HasField("error") and br.error.kind:
+            raise error_from_proto(br.error)
+        return br
+
+    async def allocate_range_id(self) -> int:
+        ba = api_pb2.BatchRequest()
+        inc = ba.requests.add().increment
+        inc.header.key = RANGE_ID_GENERATOR_KEY
+        inc.increment = 1
+        br = await self._kv_send(ba)
+        return br.responses[0].increment.new_value
+
+    async def update_meta(self, descs: list[data_pb2.RangeDescriptor]) -> None:
+        ba = api_pb2.BatchRequest()
+        for d in descs:
+            if not d.end_key:
+                continue
+            put = ba.requests.add().put
+            put.header.key = keys.meta_key(d.end_key)
+            put.value = d.SerializeToString()
+        if ba.requests:
+            await self._kv_send(ba)
+
+    # ---- introspection ------------------------------------------------------------
+
+    def first_range(self) -> data_pb2.RangeDescriptor | None:
+        r = self.replicas.get(1)
+        return r.desc if r is not None else None
+
+    def status(self) -> dict[str, int]:
+        live = [r for r in self.replicas.values() if r.initialized and not r.destroyed]
+        return {
+            "range_count": len(live),
+            "lease_count": sum(1 for r in live if r.owns_valid_lease()),
+            "leader_count": sum(1 for r in live if r.is_leader()),
+        }
