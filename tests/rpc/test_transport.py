@@ -269,3 +269,23 @@ def test_inprocess_messages_are_copies() -> None:
         await t2.close()
 
     run(body())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_large_messages_pass(kind: str) -> None:
+    """Snapshots ride raft messages: well past grpc's 4 MiB default limit."""
+
+    async def body() -> None:
+        c = await make_cluster(kind)
+        try:
+            big = raft_msg(1, 2, 7)
+            big.message.snapshot.data = b"s" * (12 * 1024 * 1024)
+            assert c.transports[1].send_raft_message(2, big)
+            await wait_until(lambda: c.nodes[2].indexes_from(1) == [7], timeout=10)
+            req = put_batch(b"big", b"v" * (6 * 1024 * 1024))
+            resp = await c.transports[1].send_batch(2, req)
+            assert resp.responses[0].get.value.raw_bytes == b"n2:big"
+        finally:
+            await c.close()
+
+    run(body())
