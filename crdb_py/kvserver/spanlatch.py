@@ -25,10 +25,12 @@ overlapping latch of the other kind (and writes with writes).
 
 Sequencing and fairness
 -----------------------
-`acquire` gives the request the next sequence number and, *in one step with no
-await in between*, (1) collects the conflicting latches already present —
-held or still waiting — and (2) inserts its own latches. It then waits until
-each of those earlier requests has released (or given up). Consequences:
+`acquire` takes the next sequence number and inserts its latches *in one step
+with no await in between*. From then on, "a latch present with a lower
+sequence number" means exactly "an earlier request, holding or still waiting,
+not yet released". The request then waits while any such latch conflicts
+with its spans: it parks on the release of the *newest* conflicting guard,
+and looks again when woken. Consequences:
 
 * FIFO: a request waits for every earlier conflicting request, even one that is
   itself still waiting; a later request can never overtake an earlier
@@ -37,8 +39,14 @@ each of those earlier requests has released (or given up). Consequences:
 * No starvation and no deadlock: waits only ever point to earlier sequence
   numbers, so the waits-for graph is acyclic and the oldest waiter always
   progresses.
-* No polling: each waiter parks on a future that the guard it waits for
-  resolves when it is released.
+* No polling, and no thundering herd: each waiter parks on a future of one
+  guard. The newest earlier conflict cannot acquire before the older requests
+  it conflicts with have released, so on a hot key each request is woken
+  about once — O(n) wake-ups for a queue of n, where waiting on each conflict
+  in turn, oldest first, would wake every queued request at every release
+  (O(n^2)). Looking again after a wake-up keeps this correct when a guard is
+  released without having acquired (a cancelled acquire, an optimistic guard
+  given up).
 
 Cancelling a waiting `acquire` (task cancellation, `asyncio.wait_for`
 timeout) removes the request's latches and wakes whoever queued behind it; it

@@ -473,3 +473,37 @@ def test_randomized_checker_catches_unfair_ordering(monkeypatch):
 def test_randomized_soak(seed):
     chk = _simulate(seed, n=400, cancel_p=0.15)
     assert chk.violations == []
+
+
+@pytest.mark.parametrize("mixed", [False, True])
+def test_hot_key_queue_wakes_each_waiter_about_once(monkeypatch, mixed):
+    """n requests queued on one key: O(n) wake-ups in total, not O(n^2)."""
+    parks = 0
+    orig = Guard._wait_released
+
+    def counting(self):
+        nonlocal parks
+        parks += 1
+        return orig(self)
+
+    monkeypatch.setattr(Guard, "_wait_released", counting)
+    n = 300
+    order: list[int] = []
+
+    async def go():
+        m = LatchManager()
+
+        async def req(i: int) -> None:
+            access = R if mixed and i % 3 else W
+            g = await m.acquire(ss((access, b"hot", T(5))))
+            order.append(i)
+            await asyncio.sleep(0)
+            m.release(g)
+
+        await asyncio.wait_for(asyncio.gather(*(req(i) for i in range(n))), 10)
+        assert len(m) == 0
+
+    run(go())
+    assert parks <= 2 * n
+    if not mixed:
+        assert order == list(range(n))
