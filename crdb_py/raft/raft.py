@@ -733,6 +733,7 @@ class Raft:
         id = cc.node_id
         if id == NONE:
             return trk.conf_state()
+        added = NONE
         if cc.type == ConfChangeType.REMOVE_NODE:
             trk.voters.discard(id)
             trk.learners.discard(id)
@@ -753,6 +754,7 @@ class Raft:
                 # before it had a chance to answer
                 pr.recent_active = True
                 trk.progress[id] = pr
+                added = id
             pr.is_learner = learner
         cs = trk.conf_state()
         if self.state == StateType.LEADER:
@@ -764,7 +766,8 @@ class Raft:
                 else:
                     for pid in trk.progress:
                         if pid != self.id:
-                            self.maybe_send_append(pid, send_if_empty=False)
+                            # probe a new peer at once; others only if there is news
+                            self.maybe_send_append(pid, send_if_empty=pid == added)
                 if self.lead_transferee != NONE and self.lead_transferee not in trk.voters:
                     self.abort_leader_transfer()
         return cs

@@ -84,18 +84,21 @@ def limit_size(ents: list[Entry], max_size: int | None) -> list[Entry]:
 class MemoryStorage:
     """`Storage` in memory, plus the write side the application uses."""
 
-    __slots__ = ("_ents", "_hard_state", "_snapshot")
+    __slots__ = ("_conf_state", "_ents", "_hard_state", "_snapshot")
 
     def __init__(self, conf_state: ConfState | None = None) -> None:
         self._hard_state = HardState()
-        self._snapshot = Snapshot(metadata=SnapshotMetadata(conf_state=conf_state or ConfState()))
+        # the configuration as of the applied index (what a restart starts with);
+        # the snapshot's metadata holds the configuration as of its own index
+        self._conf_state = conf_state or ConfState()
+        self._snapshot = Snapshot(metadata=SnapshotMetadata(conf_state=self._conf_state))
         # _ents[0] is the dummy entry at the snapshot's (index, term)
         self._ents: list[Entry] = [Entry(term=0, index=0)]
 
     # ---- read side (Storage) ------------------------------------------------
 
     def initial_state(self) -> tuple[HardState, ConfState]:
-        return self._hard_state, self._snapshot.metadata.conf_state
+        return self._hard_state, self._conf_state
 
     @property
     def hard_state(self) -> HardState:
@@ -136,29 +139,32 @@ class MemoryStorage:
     def set_conf_state(self, cs: ConfState) -> None:
         """Record the configuration (the app calls this when it applies a
         configuration change, so a restart from this storage sees it)."""
-        md = self._snapshot.metadata
-        self._snapshot = Snapshot(
-            data=self._snapshot.data,
-            metadata=SnapshotMetadata(conf_state=cs, index=md.index, term=md.term),
-        )
+        self._conf_state = cs
+
+    @property
+    def conf_state(self) -> ConfState:
+        return self._conf_state
 
     def apply_snapshot(self, snap: Snapshot) -> None:
         """Replace the storage's contents with the snapshot."""
         if snap.metadata.index <= self._snapshot.metadata.index:
             raise SnapshotOutOfDateError()
         self._snapshot = snap
+        self._conf_state = snap.metadata.conf_state
         self._ents = [Entry(term=snap.metadata.term, index=snap.metadata.index)]
 
     def create_snapshot(self, index: int, cs: ConfState | None, data: bytes) -> Snapshot:
-        """Record a snapshot of the state machine as of `index` (<= applied).
-        Follow with `compact(index)` to drop the log prefix it covers."""
+        """Record a snapshot of the state machine as of `index` (<= applied),
+        with `cs` the configuration as of `index` (default: the current one,
+        right when snapshotting at the applied index). Follow with
+        `compact(index)` to drop the log prefix it covers."""
         if index <= self._snapshot.metadata.index:
             raise SnapshotOutOfDateError()
         offset = self._ents[0].index
         if index > self.last_index():
             raise InternalError(f"snapshot {index} is out of bound lastindex({self.last_index()})")
         md = SnapshotMetadata(
-            conf_state=cs if cs is not None else self._snapshot.metadata.conf_state,
+            conf_state=cs if cs is not None else self._conf_state,
             index=index,
             term=self._ents[index - offset].term,
         )

@@ -145,10 +145,13 @@ def test_add_learner_catch_up_promote_remove() -> None:
         nt.propose(1, b"v%d" % i)
     # a new node starts empty; it is added as a learner and catches up from a
     # snapshot (which carries the configuration: the bootstrap configuration
-    # is not in the log)
-    nt.nodes[1].take_snapshot()
+    # is not in the log). The snapshot must include the learner itself, or the
+    # new node refuses it: take it after the change applied.
     nt.add_node(4)
+    nt.isolate(4)
     _apply_conf(nt, 1, ConfChange(CCT.ADD_LEARNER_NODE, 4))
+    nt.nodes[1].take_snapshot()
+    nt.recover()
     nt.tick_all(3)
     st = nt[1].status()
     assert st.conf_state == ConfState(voters=(1, 2, 3), learners=(4,))
