@@ -32,8 +32,8 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from crdb_py.sim.cluster import SimCluster  # noqa: E402
-from crdb_py.sim.network import FaultConfig  # noqa: E402
+from crdb_py.sim.cluster import SimCluster
+from crdb_py.sim.network import FaultConfig
 
 MODES = ("single", "pipelined", "batched")
 

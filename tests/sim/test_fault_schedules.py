@@ -58,7 +58,7 @@ def schedules(draw: st.DrawFn) -> tuple[int, int, list]:
 
 
 @settings(
-    max_examples=60,
+    max_examples=100,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
