@@ -114,14 +114,47 @@ class TimestampCache:
         end_key = _end(start, end)
         if ts <= self._low_water:
             return  # the low-water mark already answers at least this, owner None
+        if not end:
+            self._add_point(start, end_key, ts, txn_id)
+        else:
+            self._add_span(start, end_key, ts, txn_id)
+        if self._bytes > self._max_bytes:
+            self._evict()
+
+    def _add_point(self, key: bytes, succ: bytes, ts: Timestamp, txn_id: bytes | None) -> None:
+        # The common case, without the general split/ratchet/coalesce passes. No
+        # key lies strictly between `key` and its successor `succ`.
+        bounds = self._bounds
+        i = bounds.bisect_right(key)  # boundaries <= key
+        if i and bounds.keys()[i - 1] == key:
+            cur = bounds[key]
+            before = bounds.peekitem(i - 2)[1] if i >= 2 else None
+            present = True
+        else:
+            cur = bounds.peekitem(i - 1)[1] if i else None
+            before, present = cur, False
+        new = _ratchet(cur, ts, txn_id)
+        if new == cur:
+            return
+        if succ not in bounds:
+            self._put(succ, cur)  # the old value resumes after the key
+        elif bounds[succ] == new:
+            self._del(succ)
+        if new == before:
+            if present:
+                self._del(key)
+        elif present:
+            bounds[key] = new
+        else:
+            self._put(key, new)
+
+    def _add_span(self, start: bytes, end_key: bytes, ts: Timestamp, txn_id: bytes | None) -> None:
         bounds = self._bounds
         self._split(end_key)
         self._split(start)
         for k in bounds.irange(start, end_key, inclusive=(True, False)):
             bounds[k] = _ratchet(bounds[k], ts, txn_id)
         self._coalesce(start, end_key)
-        if self._bytes > self._max_bytes:
-            self._evict()
 
     def get_max(self, start: bytes, end: bytes | None = None) -> tuple[Timestamp, bytes | None]:
         """The highest read timestamp over `[start, end)` (or the key `start`),

@@ -178,6 +178,27 @@ _op = st.one_of(
 )
 
 
+def canonical_form_violations(c: TimestampCache) -> list[str]:
+    """The boundary map must stay minimal: no boundary repeating its
+    predecessor's value, none at or below the low-water mark, and the byte
+    accounting must match."""
+    bad = []
+    prev = None
+    size = 0
+    for k, v in c._bounds.items():
+        size += len(k) + tscache.ENTRY_OVERHEAD_BYTES
+        if v == prev:
+            bad.append(f"redundant boundary {k!r} -> {v}")
+        if v is not None and v[0] <= c.low_water:
+            bad.append(f"boundary {k!r} -> {v} at or below the low-water mark")
+        prev = v
+    if prev is not None:
+        bad.append("the last segment must be open (None)")
+    if size != c.approx_bytes:
+        bad.append(f"byte accounting {c.approx_bytes} != {size}")
+    return bad
+
+
 def check_against_model(ops: list[tuple], max_bytes: int) -> list[str]:
     """Run `ops` on a cache and on the model; return every property violation."""
     c = TimestampCache(T(1), max_bytes=max_bytes)
@@ -207,6 +228,7 @@ def check_against_model(ops: list[tuple], max_bytes: int) -> list[str]:
             probe(*op[1])
         for probe_span in last:  # every span asked before: monotonic
             probe(*probe_span)
+        bad.extend(canonical_form_violations(c))
     for k in _KEYS:
         probe(k, None)
     probe(b"", b"\xff")
@@ -276,3 +298,14 @@ def test_push_write_ts_moves_writes_above_reads_by_others():
     assert c.push_write_ts(b"j", b"l", T(18), b"t3") == T(20, 1)
     assert c.push_write_ts(b"x", None, T(5), b"t1") == LW.next()  # below the low-water mark
     assert c.push_write_ts(b"x", None, LW, b"t1") == LW.next()
+
+
+def test_canonical_form_check_catches_missing_coalescing(monkeypatch):
+    ops = [
+        ("add", (b"a", b"c"), T(3), b"t1"),
+        ("add", (b"b", b"d"), T(3), b"t1"),
+        ("add", (b"d", None), T(3), b"t1"),
+    ]
+    assert check_against_model(ops, max_bytes=1 << 30) == []
+    monkeypatch.setattr(TimestampCache, "_coalesce", lambda self, start, end: None)
+    assert any("redundant" in b for b in check_against_model(ops, max_bytes=1 << 30))
