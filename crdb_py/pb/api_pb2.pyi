@@ -509,7 +509,7 @@ class BatchHeader(_message.Message):
     def __init__(self, timestamp: _Optional[_Union[_data_pb2.Timestamp, _Mapping]] = ..., txn: _Optional[_Union[_data_pb2.Transaction, _Mapping]] = ..., range_id: _Optional[int] = ..., read_consistency: _Optional[_Union[ReadConsistency, str]] = ..., max_span_request_keys: _Optional[int] = ..., target_bytes: _Optional[int] = ..., async_consensus: _Optional[bool] = ..., gateway_node_id: _Optional[int] = ..., can_forward_read_timestamp: _Optional[bool] = ...) -> None: ...
 
 class Error(_message.Message):
-    __slots__ = ("kind", "message", "retryable", "txn", "index", "intents", "actual_timestamp", "existing_timestamp", "lease", "leaseholder", "range", "actual_value", "actual_value_exists", "reason")
+    __slots__ = ("kind", "message", "retryable", "txn", "index", "intents", "actual_timestamp", "existing_timestamp", "lease", "leaseholder", "range", "actual_value", "actual_value_exists", "reason", "key", "end_key", "node_id")
     KIND_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     RETRYABLE_FIELD_NUMBER: _ClassVar[int]
@@ -524,6 +524,9 @@ class Error(_message.Message):
     ACTUAL_VALUE_FIELD_NUMBER: _ClassVar[int]
     ACTUAL_VALUE_EXISTS_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    END_KEY_FIELD_NUMBER: _ClassVar[int]
+    NODE_ID_FIELD_NUMBER: _ClassVar[int]
     kind: str
     message: str
     retryable: bool
@@ -538,7 +541,10 @@ class Error(_message.Message):
     actual_value: bytes
     actual_value_exists: bool
     reason: str
-    def __init__(self, kind: _Optional[str] = ..., message: _Optional[str] = ..., retryable: _Optional[bool] = ..., txn: _Optional[_Union[_data_pb2.Transaction, _Mapping]] = ..., index: _Optional[int] = ..., intents: _Optional[_Iterable[_Union[_data_pb2.Intent, _Mapping]]] = ..., actual_timestamp: _Optional[_Union[_data_pb2.Timestamp, _Mapping]] = ..., existing_timestamp: _Optional[_Union[_data_pb2.Timestamp, _Mapping]] = ..., lease: _Optional[_Union[_data_pb2.Lease, _Mapping]] = ..., leaseholder: _Optional[_Union[_data_pb2.ReplicaDescriptor, _Mapping]] = ..., range: _Optional[_Union[_data_pb2.RangeDescriptor, _Mapping]] = ..., actual_value: _Optional[bytes] = ..., actual_value_exists: _Optional[bool] = ..., reason: _Optional[str] = ...) -> None: ...
+    key: bytes
+    end_key: bytes
+    node_id: int
+    def __init__(self, kind: _Optional[str] = ..., message: _Optional[str] = ..., retryable: _Optional[bool] = ..., txn: _Optional[_Union[_data_pb2.Transaction, _Mapping]] = ..., index: _Optional[int] = ..., intents: _Optional[_Iterable[_Union[_data_pb2.Intent, _Mapping]]] = ..., actual_timestamp: _Optional[_Union[_data_pb2.Timestamp, _Mapping]] = ..., existing_timestamp: _Optional[_Union[_data_pb2.Timestamp, _Mapping]] = ..., lease: _Optional[_Union[_data_pb2.Lease, _Mapping]] = ..., leaseholder: _Optional[_Union[_data_pb2.ReplicaDescriptor, _Mapping]] = ..., range: _Optional[_Union[_data_pb2.RangeDescriptor, _Mapping]] = ..., actual_value: _Optional[bytes] = ..., actual_value_exists: _Optional[bool] = ..., reason: _Optional[str] = ..., key: _Optional[bytes] = ..., end_key: _Optional[bytes] = ..., node_id: _Optional[int] = ...) -> None: ...
 
 class BatchRequest(_message.Message):
     __slots__ = ("header", "requests")
