@@ -39,6 +39,7 @@ import grpc.aio
 from crdb_py.pb import api_pb2, raft_pb2, services_pb2, services_pb2_grpc
 from crdb_py.rpc.servicers import (
     NODE_ID_METADATA,
+    TARGET_NODE_METADATA,
     AdminServicer,
     InternalServicer,
     server_options,
@@ -204,25 +205,31 @@ class GrpcTransport:
         t = self.batch_timeout if timeout is None else timeout
         if self.batch_over_stream:
             return await p.batch_stream_call(req, t)
-        return await self._unary(node_id, lambda: p.internal.Batch(req, timeout=t), req)
+        return await self._unary(node_id, lambda: p.internal.Batch(req, timeout=t, metadata=p.metadata), req)
 
     async def admin_status(self, node_id: int) -> services_pb2.NodeStatusResponse:
         p = self._peer(node_id)
         return await self._unary(
             node_id,
-            lambda: p.admin.Status(services_pb2.NodeStatusRequest(), timeout=self.batch_timeout),
+            lambda: p.admin.Status(
+                services_pb2.NodeStatusRequest(), timeout=self.batch_timeout, metadata=p.metadata
+            ),
         )
 
     async def bootstrap(self, node_id: int) -> services_pb2.BootstrapResponse:
         p = self._peer(node_id)
         return await self._unary(
             node_id,
-            lambda: p.admin.Bootstrap(services_pb2.BootstrapRequest(), timeout=self.batch_timeout),
+            lambda: p.admin.Bootstrap(
+                services_pb2.BootstrapRequest(), timeout=self.batch_timeout, metadata=p.metadata
+            ),
         )
 
     async def join(self, node_id: int, req: services_pb2.JoinRequest) -> services_pb2.JoinResponse:
         p = self._peer(node_id)
-        return await self._unary(node_id, lambda: p.admin.Join(req, timeout=self.batch_timeout))
+        return await self._unary(
+            node_id, lambda: p.admin.Join(req, timeout=self.batch_timeout, metadata=p.metadata)
+        )
 
     async def set_link_faults(
         self, node_id: int, faults: services_pb2.LinkFaults
@@ -259,6 +266,10 @@ def rpc_error(
         low = details.lower()
         started = not any(s in low for s in _NOT_STARTED)
         return delivery_failure(node_id, batch, maybe_delivered=started, detail=detail)
+    if code == grpc.StatusCode.NOT_FOUND:  # another node answered at that address
+        return NodeUnavailableError(
+            node_id, f"node n{node_id} is unavailable: {details} (request was not delivered)"
+        )
     if code in (grpc.StatusCode.DEADLINE_EXCEEDED, grpc.StatusCode.CANCELLED):
         return delivery_failure(node_id, batch, maybe_delivered=True, detail=detail)
     if code in (grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.FAILED_PRECONDITION):
@@ -286,6 +297,10 @@ class _Peer:
         self.writer: asyncio.Task[None] | None = None
         self.closed = False
         self._bstream: _BatchStream | None = None
+        self.metadata = (
+            (NODE_ID_METADATA, str(t.node_id)),
+            (TARGET_NODE_METADATA, str(node_id)),
+        )
 
     # ---- raft stream ----
 
@@ -308,7 +323,7 @@ class _Peer:
         while not self.closed:
             self.state = _CONNECTING
             call = self.internal.RaftMessageBatch(
-                metadata=((NODE_ID_METADATA, str(self.t.node_id)),), wait_for_ready=False
+                metadata=self.metadata, wait_for_ready=False
             )
             reader = asyncio.get_running_loop().create_task(self._read_responses(call))
             try:
@@ -334,16 +349,15 @@ class _Peer:
 
     async def _write_loop(self, call: Any, reader: asyncio.Task[None]) -> None:
         t = self.t
+        wake = self.wake
+        reader.add_done_callback(lambda _: wake.set())  # stream ended: wake the writer
         while True:
             if not self.outbox:
-                self.wake.clear()
-                waiter = asyncio.ensure_future(self.wake.wait())
-                done, _ = await asyncio.wait(
-                    {waiter, reader}, return_when=asyncio.FIRST_COMPLETED
-                )
-                if reader in done:
-                    waiter.cancel()
-                    raise ConnectionError("raft stream closed by peer")
+                wake.clear()
+                await wake.wait()
+            if reader.done():
+                raise ConnectionError("raft stream closed by peer")
+            if not self.outbox:
                 continue
             msgs, self.outbox = self.outbox, []
             await call.write(raft_pb2.RaftMessageBatch(requests=msgs))
@@ -404,7 +418,7 @@ class _BatchStream:
     def __init__(self, peer: _Peer) -> None:
         self.peer = peer
         self.stream = peer.internal.BatchStream(
-            metadata=((NODE_ID_METADATA, str(peer.t.node_id)),), wait_for_ready=False
+            metadata=peer.metadata, wait_for_ready=False
         )
         self.next_id = 1
         self.waiting: dict[int, asyncio.Future[services_pb2.BatchStreamResponse]] = {}
@@ -478,8 +492,9 @@ class _BatchStream:
             raise
         except grpc.aio.AioRpcError as exc:
             details = exc.details() or ""
-            never_started = exc.code() == grpc.StatusCode.UNAVAILABLE and any(
-                s in details.lower() for s in _NOT_STARTED
+            never_started = exc.code() == grpc.StatusCode.NOT_FOUND or (
+                exc.code() == grpc.StatusCode.UNAVAILABLE
+                and any(s in details.lower() for s in _NOT_STARTED)
             )
             self._fail(f"{exc.code().name}: {details}", never_started=never_started)
             return

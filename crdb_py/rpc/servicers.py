@@ -30,6 +30,10 @@ log = logging.getLogger(__name__)
 # Metadata key: the sender's node id (client → server) and the server's own
 # node id in the initial metadata of a stream (server → client).
 NODE_ID_METADATA = "crdb-node-id"
+# Metadata key: the node id the client means to reach. A server with another
+# id refuses with NOT_FOUND (a stale or wrong address), so a message is never
+# handled by the wrong node.
+TARGET_NODE_METADATA = "crdb-target-node-id"
 
 
 def server_options() -> list[tuple[str, Any]]:
@@ -43,14 +47,23 @@ def server_options() -> list[tuple[str, Any]]:
     ]
 
 
-def _peer_node_id(context: grpc.aio.ServicerContext) -> int:
+def _metadata_int(context: grpc.aio.ServicerContext, key: str) -> int:
     for k, v in context.invocation_metadata() or ():
-        if k == NODE_ID_METADATA:
+        if k == key:
             try:
                 return int(v)
             except ValueError:
                 return 0
     return 0
+
+
+async def _check_target(t: GrpcTransport, context: grpc.aio.ServicerContext) -> None:
+    target = _metadata_int(context, TARGET_NODE_METADATA)
+    if target and target != t.node_id:
+        await context.abort(
+            grpc.StatusCode.NOT_FOUND,
+            f"wrong node: n{t.node_id} is listening at {t.address}, not n{target}",
+        )
 
 
 class InternalServicer(services_pb2_grpc.InternalServicer):
@@ -61,12 +74,14 @@ class InternalServicer(services_pb2_grpc.InternalServicer):
         self, request: api_pb2.BatchRequest, context: grpc.aio.ServicerContext
     ) -> api_pb2.BatchResponse:
         assert self.t.handler is not None
+        await _check_target(self.t, context)
         return await call_handler_batch(self.t.handler, request, node_id=self.t.node_id)
 
     async def RaftMessageBatch(self, request_iterator: Any, context: grpc.aio.ServicerContext) -> None:
         t = self.t
         assert t.handler is not None
-        from_node = _peer_node_id(context)
+        await _check_target(t, context)
+        from_node = _metadata_int(context, NODE_ID_METADATA)
         await context.send_initial_metadata(((NODE_ID_METADATA, str(t.node_id)),))
         while True:
             batch = await context.read()
@@ -83,6 +98,7 @@ class InternalServicer(services_pb2_grpc.InternalServicer):
         t = self.t
         assert t.handler is not None
         handler = t.handler
+        await _check_target(t, context)
         await context.send_initial_metadata(((NODE_ID_METADATA, str(t.node_id)),))
         loop = asyncio.get_running_loop()
         tasks: set[asyncio.Task[None]] = set()
@@ -128,9 +144,10 @@ class AdminServicer(services_pb2_grpc.AdminServicer):
     def __init__(self, t: GrpcTransport) -> None:
         self.t = t
 
-    async def _guard(self, context: grpc.aio.ServicerContext, coro: Any) -> Any:
+    async def _guard(self, context: grpc.aio.ServicerContext, fn: Any) -> Any:
+        await _check_target(self.t, context)
         try:
-            return await coro
+            return await fn()
         except CrdbError as exc:
             code = (
                 grpc.StatusCode.INVALID_ARGUMENT
@@ -148,19 +165,19 @@ class AdminServicer(services_pb2_grpc.AdminServicer):
         self, request: services_pb2.NodeStatusRequest, context: grpc.aio.ServicerContext
     ) -> services_pb2.NodeStatusResponse:
         assert self.t.handler is not None
-        return await self._guard(context, self.t.handler.admin_status(request))
+        return await self._guard(context, lambda: self.t.handler.admin_status(request))
 
     async def Bootstrap(
         self, request: services_pb2.BootstrapRequest, context: grpc.aio.ServicerContext
     ) -> services_pb2.BootstrapResponse:
         assert self.t.handler is not None
-        return await self._guard(context, self.t.handler.bootstrap(request))
+        return await self._guard(context, lambda: self.t.handler.bootstrap(request))
 
     async def Join(
         self, request: services_pb2.JoinRequest, context: grpc.aio.ServicerContext
     ) -> services_pb2.JoinResponse:
         assert self.t.handler is not None
-        return await self._guard(context, self.t.handler.join(request))
+        return await self._guard(context, lambda: self.t.handler.join(request))
 
     async def SetLinkFaults(
         self, request: services_pb2.SetLinkFaultsRequest, context: grpc.aio.ServicerContext

@@ -289,3 +289,48 @@ def test_large_messages_pass(kind: str) -> None:
             await c.close()
 
     run(body())
+
+
+@pytest.mark.parametrize("kind", ["grpc", "grpc-stream"])
+def test_wrong_address_is_refused_not_misdelivered(kind: str) -> None:
+    async def body() -> None:
+        c = await make_cluster(kind, 3)
+        try:
+            t1 = c.transports[1]
+            t1.set_node_address(2, c.address(3))  # stale address: n3 lives there
+            await asyncio.sleep(0.05)
+            with pytest.raises(NodeUnavailableError) as ei:
+                await t1.send_batch(2, put_batch(b"w"))
+            assert not isinstance(ei.value, AmbiguousResultError)
+            assert "n3" in str(ei.value) and "not n2" in str(ei.value)
+            with pytest.raises(NodeUnavailableError):
+                await t1.admin_status(2)
+            t1.send_raft_message(2, raft_msg(1, 2, 1))
+            await wait_until(lambda: (1, 2) in c.unreachable)
+            assert c.nodes[3].batches == 0 and c.nodes[3].raft == []
+            # the right address again: traffic flows
+            t1.set_node_address(2, c.address(2))
+            assert (await t1.send_batch(2, get_batch(b"ok"))).responses
+        finally:
+            await c.close()
+
+    run(body())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_admin_handler_errors_are_clear(kind: str) -> None:
+    from crdb_py.util.errors import InvalidArgumentError
+
+    async def body() -> None:
+        c = await make_cluster(kind)
+        try:
+            req = services_pb2.JoinRequest()
+            req.desc.address = "bad"
+            with pytest.raises(InvalidArgumentError) as ei:
+                await c.transports[1].join(2, req)
+            assert "bad address" in str(ei.value)
+            assert (await c.transports[1].admin_status(2)).nodes  # still serving
+        finally:
+            await c.close()
+
+    run(body())
