@@ -72,9 +72,21 @@ class LivenessViolation(InvariantViolation):
 
 def _copy_message(m: Message) -> Message:
     """What a real transport does: the receiver gets its own objects."""
-    if m.entries:
-        return replace(m, entries=[Entry(e.term, e.index, e.type, e.data) for e in m.entries])
-    return replace(m)
+    ents = [Entry(e.term, e.index, e.type, e.data) for e in m.entries] if m.entries else []
+    return Message(
+        m.type,
+        m.to,
+        m.frm,
+        m.term,
+        m.log_term,
+        m.index,
+        ents,
+        m.commit,
+        m.snapshot,
+        m.reject,
+        m.reject_hint,
+        m.context,
+    )
 
 
 @dataclass
@@ -266,10 +278,11 @@ class SimCluster:
         self.readies += 1
         checkers = self.checkers or ()
         # 1. persist: one atomic synced batch
-        batch = node.engine.new_batch()
-        st.save(rd.hard_state, rd.entries, rd.snapshot, batch=batch)
-        node.engine.write(batch, sync=True)
         snap = rd.snapshot
+        if rd.hard_state is not None or rd.entries or snap is not None:
+            batch = node.engine.new_batch()
+            st.save(rd.hard_state, rd.entries, snap, batch=batch)
+            node.engine.write(batch, sync=True)
         if snap is not None and not snap.is_empty():
             sm.restore(snap.data)
             for c in checkers:

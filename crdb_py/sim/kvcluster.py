@@ -33,7 +33,9 @@ class _Handler:
     def handle_raft_messages(self, from_node_id: int, batch: raft_pb2.RaftMessageBatch) -> None:
         self.node.store.handle_raft_messages(from_node_id, batch)
 
-    async def admin_status(self, req: services_pb2.NodeStatusRequest) -> services_pb2.NodeStatusResponse:
+    async def admin_status(
+        self, req: services_pb2.NodeStatusRequest
+    ) -> services_pb2.NodeStatusResponse:
         return services_pb2.NodeStatusResponse()
 
     async def bootstrap(self, req: services_pb2.BootstrapRequest) -> services_pb2.BootstrapResponse:
@@ -79,8 +81,9 @@ class SimNode:
 
 
 class InProcessKVCluster:
-    def __init__(self, n: int = 3, *, tick: float = 0.02, replication_factor: int = 3,
-                 **store_knobs: Any) -> None:
+    def __init__(
+        self, n: int = 3, *, tick: float = 0.02, replication_factor: int = 3, **store_knobs: Any
+    ) -> None:
         self.n = n
         self.tick = tick
         self.replication_factor = replication_factor
@@ -104,8 +107,13 @@ class InProcessKVCluster:
     async def start_node(self, i: int) -> None:
         node = self.nodes[i]
         cfg = StoreConfig(
-            node_id=i, store_id=i, raft_tick_interval=self.tick, sync_writes=False,
-            replication_factor=self.replication_factor, queue_interval_ticks=2, **self.knobs,
+            node_id=i,
+            store_id=i,
+            raft_tick_interval=self.tick,
+            sync_writes=False,
+            replication_factor=self.replication_factor,
+            queue_interval_ticks=2,
+            **self.knobs,
         )
         handler = _Handler(node)
         node.transport = self.network.transport(i, handler)
