@@ -133,6 +133,12 @@ def error_to_proto(exc: BaseException, pb: Any, index: int | None = None) -> Any
         pb.actual_value = a["actual_value"] or b""
     if a.get("reason"):
         pb.reason = a["reason"]
+    if isinstance(a.get("key"), bytes):
+        pb.key = a["key"]
+    if isinstance(a.get("end_key"), bytes):
+        pb.end_key = a["end_key"]
+    if isinstance(a.get("node_id"), int):
+        pb.node_id = a["node_id"]
     return pb
 
 
@@ -162,13 +168,13 @@ def error_from_proto(pb: Any) -> errors.CrdbError:
         errors.WriteTooOldError: {
             "timestamp": ts_from_proto(pb.txn.meta.write_timestamp),
             "actual_timestamp": ts_from_proto(pb.actual_timestamp),
-            "key": b"",
+            "key": pb.key,
         },
         errors.ReadWithinUncertaintyIntervalError: {
             "read_timestamp": ts_from_proto(pb.txn.read_timestamp),
             "existing_timestamp": ts_from_proto(pb.existing_timestamp),
             "limit": ts_from_proto(pb.txn.global_uncertainty_limit),
-            "key": b"",
+            "key": pb.key,
         },
         errors.ConditionFailedError: {
             "actual_value": pb.actual_value if pb.actual_value_exists else None
@@ -177,19 +183,19 @@ def error_from_proto(pb: Any) -> errors.CrdbError:
         errors.TransactionAbortedError: {"reason": pb.reason, "txn": txn},
         errors.TransactionPushError: {"pushee": txn},
         errors.TransactionStatusError: {"reason": pb.reason, "txn": txn},
-        errors.IntentMissingError: {"key": b""},
+        errors.IntentMissingError: {"key": pb.key},
         errors.NotLeaseHolderError: {
             "range_id": pb.range.range_id,
             "leaseholder": _detached(pb.leaseholder) if _has(pb, "leaseholder") else None,
             "lease": _detached(pb.lease) if _has(pb, "lease") else None,
         },
         errors.RangeKeyMismatchError: {
-            "key": b"",
-            "end_key": b"",
+            "key": pb.key,
+            "end_key": pb.end_key,
             "range_desc": _detached(pb.range) if _has(pb, "range") else None,
         },
         errors.RangeNotFoundError: {"range_id": pb.range.range_id},
-        errors.NodeUnavailableError: {"node_id": 0},
+        errors.NodeUnavailableError: {"node_id": pb.node_id},
     }
     for klass in reversed(cls.__mro__):
         for name, value in defaults.get(klass, {}).items():
