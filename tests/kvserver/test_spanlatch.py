@@ -507,3 +507,20 @@ def test_hot_key_queue_wakes_each_waiter_about_once(monkeypatch, mixed):
     assert parks <= 2 * n
     if not mixed:
         assert order == list(range(n))
+
+
+def test_try_acquire_does_not_jump_the_queue():
+    """A read that would not conflict with the held read still fails to
+    try_acquire while a conflicting write waits ahead of it."""
+
+    async def go():
+        m = LatchManager()
+        r1 = await m.acquire(ss((R, b"k", T(10))))
+        w = asyncio.create_task(m.acquire(ss((W, b"k", T(5)))))
+        await settle()
+        assert m.try_acquire(ss((R, b"k", T(10)))) is None
+        assert m.try_acquire(ss((R, b"k", T(4)))) is not None  # below the write: no conflict
+        m.release(r1)
+        m.release(await asyncio.wait_for(w, 1))
+
+    run(go())
