@@ -18,9 +18,9 @@ Validation (`InvalidArgumentError` naming the request and its position):
 a request union with nothing set, an unsupported command, an empty key, a
 point request with an end key, a span request whose end key is missing or not
 after its key, keys at or beyond `KEY_MAX`, keys in the reserved space — raw
-range-ID keys (``0x00``), local keys that are not range-local, a span that
-starts below `LOCAL_MAX` without being range-local ("plows through local
-data"), a span mixing range-local and global keys — inconsistent reads in a
+range-ID keys (``0x00``), local keys that are not range-local, a span mixing
+range-local and global keys (it would plough through local data) — so every
+key below `LOCAL_MAX` that passes is range-local — inconsistent reads in a
 transaction or beside writes, and negative limits. Values over
 `MAX_VALUE_BYTES` or batches over `MAX_BATCH_BYTES` raise
 `ValueTooLargeError`. Keys outside the replica's range (addressed by
@@ -138,12 +138,6 @@ def _check_keys(i: int, name: str, cmd: Command, key: bytes, end_key: bytes) -> 
             raise _invalid(
                 i, name, f"end key {end_key!r} is not an addressable local key"
             ) from None
-    elif key < keys.LOCAL_MAX:
-        raise _invalid(
-            i,
-            name,
-            f"span [{key!r}, {end_key!r}) must start at or after LOCAL_MAX {keys.LOCAL_MAX!r}",
-        )
 
 
 def _check_header(ba: api_pb2.BatchRequest, is_write: bool) -> None:
@@ -350,8 +344,9 @@ class CheckedReadWriter:
     """A `ReadWriter` that asserts each access against declared spans.
 
     Engine keys are mapped back to logical keys. Reads are checked by key
-    coverage only (an unbounded forward iteration by its start key: MVCC
-    scans stop at their end bound themselves and may peek one key past it);
+    coverage only: the bounds of an iteration when it starts, and then each
+    key the evaluation iterates past (MVCC scans stop at their end bound
+    themselves, so they may look at one key beyond it);
     writes of a version also by timestamp (a write latch at D allows writes
     at >= D). Deleting an old version (an intent moving up) and metadata
     records are checked by key only.
@@ -384,7 +379,26 @@ class CheckedReadWriter:
             hi = self._logical(upper)[0]
             if hi > lo:
                 self._spans.assert_allowed(SpanAccess.READ_ONLY, lo, hi)
-        return self._rw.iter_range(lower, upper, reverse=reverse)
+        return self._checked(self._rw.iter_range(lower, upper, reverse=reverse))
+
+    def _checked(self, it: Iterator[tuple[bytes, bytes]]) -> Iterator[tuple[bytes, bytes]]:
+        """Yield `it`, failing when the consumer moves on past an undeclared
+        key (merely seeing one is how a scan learns it reached its end)."""
+        undeclared: bytes | None = None
+        for ek, v in it:
+            if undeclared is not None:
+                raise InternalError(
+                    f"undeclared read of {undeclared!r}: evaluation iterated past it; "
+                    f"declared: {self._spans!r}"
+                )
+            try:
+                uk = split_engine_key(ek)[0]
+            except ValueError:
+                undeclared = ek
+            else:
+                if not self._spans.check_allowed(SpanAccess.READ_ONLY, uk):
+                    undeclared = uk
+            yield ek, v
 
     def put(self, key: bytes, value: bytes) -> None:
         uk, sfx = self._logical(key)
