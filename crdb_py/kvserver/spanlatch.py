@@ -156,7 +156,7 @@ class Guard:
 
 
 # How an earlier latch is matched against the span being checked.
-_ANY = 0  # every overlapping latch conflicts (write vs write, or a non-MVCC side)
+_ANY = 0  # every overlapping latch conflicts (a write checked against write latches)
 _READER = 1  # checking a read at ts against write latches
 _WRITER = 2  # checking a write at ts against read latches
 
