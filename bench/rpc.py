@@ -28,7 +28,7 @@ from typing import Any
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 from crdb_py.pb import api_pb2, raft_pb2, services_pb2
-from crdb_py.rpc import GrpcTransport
+from crdb_py.rpc import GrpcTransport, InProcessNetwork, LatencyInjector
 
 
 class EchoNode:
@@ -149,6 +149,30 @@ async def _raft_throughput(t: GrpcTransport, node: EchoNode, seconds: float, bur
     return sent / (time.perf_counter() - t0)
 
 
+async def _inproc_send_cost(n: int) -> dict[str, float]:
+    """µs per send_raft_message + delivery in-process: bare vs idle injector."""
+    out: dict[str, float] = {}
+    for label, wrap in (("bare", False), ("idle_injector", True)):
+        net = InProcessNetwork()
+        a, b = EchoNode(1), EchoNode(2)
+        ta, tb = net.transport(1, a), net.transport(2, b)
+        await ta.start()
+        await tb.start()
+        t: Any = LatencyInjector(ta) if wrap else ta
+        m = raft_pb2.RaftMessageRequest(range_id=1, from_node_id=1, to_node_id=2)
+        t0 = time.perf_counter()
+        for _ in range(n // 100):
+            for _ in range(100):
+                t.send_raft_message(2, m)
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        out[f"inproc_raft_send_us_{label}"] = 1e6 * (time.perf_counter() - t0) / n
+        assert b.received == n
+        await ta.close()
+        await tb.close()
+    return out
+
+
 def _ms(xs: list[float], q: float) -> float:
     xs = sorted(xs)
     return 1000.0 * xs[min(len(xs) - 1, int(q * len(xs)))]
@@ -196,6 +220,7 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         res["raft_pingpong_rtt_ms_p50"] = _ms(lat, 0.5)
         res["raft_pingpong_rtt_ms_p99"] = _ms(lat, 0.99)
         res["raft_msgs_per_s_burst100"] = await _raft_throughput(client, node, args.seconds, 100)
+        res.update(await _inproc_send_cost(200_000))
         res["raft_batches_sent"] = client.raft_batches_sent
         res["raft_messages_sent"] = client.raft_messages_sent
     finally:
