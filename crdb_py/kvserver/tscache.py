@@ -121,41 +121,6 @@ class TimestampCache:
         if self._bytes > self._max_bytes:
             self._evict()
 
-    def _add_point(self, key: bytes, succ: bytes, ts: Timestamp, txn_id: bytes | None) -> None:
-        # The common case, without the general split/ratchet/coalesce passes. No
-        # key lies strictly between `key` and its successor `succ`.
-        bounds = self._bounds
-        i = bounds.bisect_right(key)  # boundaries <= key
-        if i and bounds.keys()[i - 1] == key:
-            cur = bounds[key]
-            before = bounds.peekitem(i - 2)[1] if i >= 2 else None
-            present = True
-        else:
-            cur = bounds.peekitem(i - 1)[1] if i else None
-            before, present = cur, False
-        new = _ratchet(cur, ts, txn_id)
-        if new == cur:
-            return
-        if succ not in bounds:
-            self._put(succ, cur)  # the old value resumes after the key
-        elif bounds[succ] == new:
-            self._del(succ)
-        if new == before:
-            if present:
-                self._del(key)
-        elif present:
-            bounds[key] = new
-        else:
-            self._put(key, new)
-
-    def _add_span(self, start: bytes, end_key: bytes, ts: Timestamp, txn_id: bytes | None) -> None:
-        bounds = self._bounds
-        self._split(end_key)
-        self._split(start)
-        for k in bounds.irange(start, end_key, inclusive=(True, False)):
-            bounds[k] = _ratchet(bounds[k], ts, txn_id)
-        self._coalesce(start, end_key)
-
     def get_max(self, start: bytes, end: bytes | None = None) -> tuple[Timestamp, bytes | None]:
         """The highest read timestamp over `[start, end)` (or the key `start`),
         at least the low-water mark, and the txn owning it if it is unique."""
@@ -213,6 +178,41 @@ class TimestampCache:
         return self._bytes
 
     # ---- internals ---------------------------------------------------------
+
+    def _add_point(self, key: bytes, succ: bytes, ts: Timestamp, txn_id: bytes | None) -> None:
+        # The common case, without the general split/ratchet/coalesce passes. No
+        # key lies strictly between `key` and its successor `succ`.
+        bounds = self._bounds
+        i = bounds.bisect_right(key)  # boundaries <= key
+        if i and bounds.keys()[i - 1] == key:
+            cur = bounds[key]
+            before = bounds.peekitem(i - 2)[1] if i >= 2 else None
+            present = True
+        else:
+            cur = bounds.peekitem(i - 1)[1] if i else None
+            before, present = cur, False
+        new = _ratchet(cur, ts, txn_id)
+        if new == cur:
+            return
+        if succ not in bounds:
+            self._put(succ, cur)  # the old value resumes after the key
+        elif bounds[succ] == new:
+            self._del(succ)
+        if new == before:
+            if present:
+                self._del(key)
+        elif present:
+            bounds[key] = new
+        else:
+            self._put(key, new)
+
+    def _add_span(self, start: bytes, end_key: bytes, ts: Timestamp, txn_id: bytes | None) -> None:
+        bounds = self._bounds
+        self._split(end_key)
+        self._split(start)
+        for k in bounds.irange(start, end_key, inclusive=(True, False)):
+            bounds[k] = _ratchet(bounds[k], ts, txn_id)
+        self._coalesce(start, end_key)
 
     def _put(self, key: bytes, value: _Value | None) -> None:
         self._bounds[key] = value
