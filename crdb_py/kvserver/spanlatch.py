@@ -267,6 +267,7 @@ class LatchManager:
     def __init__(self) -> None:
         self._indexes = (_LatchIndex(), _LatchIndex())  # by SpanAccess
         self._seq = 0
+        self._parks = 0  # times a request parked behind another guard
 
     # ---- acquiring ---------------------------------------------------------
 
@@ -336,6 +337,7 @@ class LatchManager:
             "read_latches": len(self._indexes[SpanAccess.READ_ONLY]),
             "write_latches": len(self._indexes[SpanAccess.READ_WRITE]),
             "sequence": self._seq,
+            "waits": self._parks,
         }
 
     # ---- internals ---------------------------------------------------------
@@ -384,6 +386,7 @@ class LatchManager:
                 other = self._newest_conflict(guard.spans, guard.seq)
                 if other is None:
                     break
+                self._parks += 1
                 await other._wait_released()
         except BaseException:
             # Cancelled (or the loop is shutting down): give the place in line up.

@@ -99,6 +99,7 @@ def test_conflict_matrix(first, second, conflict):
         assert g2.held
         m.release(g2)
         assert len(m) == 0
+        assert m.metrics()["waits"] == (1 if conflict else 0)
 
     run(go())
 
