@@ -92,6 +92,7 @@ class InProcessTransport:
         self.raft_queue_limit = raft_queue_limit
         self.batch_timeout = batch_timeout
         self.link_fault_sink: LinkFaultSink | None = None
+        self.address = f"inproc:n{node_id}"
         self._pending: dict[int, list[raft_pb2.RaftMessageRequest]] = {}
         self._started = False
         # counters (tests and metrics): batches / messages put on the "wire"

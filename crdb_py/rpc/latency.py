@@ -42,7 +42,7 @@ from typing import TypeVar
 
 from crdb_py.pb import api_pb2, raft_pb2, services_pb2
 from crdb_py.rpc.faults import LinkFaultTable
-from crdb_py.rpc.transport import Transport, delivery_failure
+from crdb_py.rpc.transport import Transport, UnreachableCallback, delivery_failure
 from crdb_py.util.errors import NodeUnavailableError
 
 R = TypeVar("R")
@@ -130,6 +130,18 @@ class LatencyInjector:
         # Let Admin.SetLinkFaults arriving at the wrapped transport reach us.
         if hasattr(inner, "link_fault_sink"):
             inner.link_fault_sink = self.faults  # type: ignore[attr-defined]
+
+    @property
+    def address(self) -> str | None:
+        return getattr(self.inner, "address", None)
+
+    @property
+    def on_unreachable(self) -> UnreachableCallback | None:
+        return getattr(self.inner, "on_unreachable", None)
+
+    @on_unreachable.setter
+    def on_unreachable(self, cb: UnreachableCallback | None) -> None:
+        self.inner.on_unreachable = cb  # type: ignore[attr-defined]
 
     # ---- control ----
 

@@ -285,3 +285,20 @@ def test_malformed_request_does_not_crash_the_server() -> None:
             await c.close()
 
     run(body())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_injector_forwards_on_unreachable_and_address(kind: str) -> None:
+    async def body() -> None:
+        c = await make_cluster(kind, inject=True)
+        try:
+            inj = c.transports[1]
+            seen: list[int] = []
+            inj.on_unreachable = seen.append
+            assert c.raw[1].on_unreachable is not None and inj.address == c.raw[1].address
+            assert inj.send_raft_message(7, raft_msg(1, 7, 1)) is False  # unknown node
+            await wait_until(lambda: seen == [7])
+        finally:
+            await c.close()
+
+    run(body())
