@@ -45,6 +45,8 @@ from crdb_py.raft.durable import DurableStorage
 from crdb_py.raft.errors import ProposalDroppedError
 from crdb_py.raft.rawnode import Config, RawNode
 from crdb_py.raft.types import (
+    ConfChange,
+    ConfChangeType,
     ConfState,
     Entry,
     EntryType,
@@ -318,9 +320,7 @@ class SimCluster:
         # 4. advance
         raw.advance(rd)
         if self.compact_every and sm.applied - st.first_index() >= self.compact_every:
-            idx = sm.applied
-            st.create_snapshot(idx, None, sm.snapshot())
-            st.compact(idx)
+            self.compact(node.id)
 
     # ---- client ---------------------------------------------------------------------------
 
@@ -376,6 +376,73 @@ class SimCluster:
             return 0
         self._drain(nd)
         return len(batch)
+
+    def propose_conf_change(self, cc: ConfChange, node: int | None = None) -> bool:
+        """Propose a membership change at `node` (default: the leader). It
+        takes effect on each node when applied (see `_handle_ready`)."""
+        if node is None:
+            node = self.leader()
+            if node is None:
+                return False
+        nd = self.nodes[node]
+        if nd.raw is None:
+            return False
+        try:
+            nd.raw.propose_conf_change(cc)
+        except ProposalDroppedError:
+            return False
+        self._drain(nd)
+        return True
+
+    def add_node(self, node_id: int) -> SimNode:
+        """Start a fresh, empty node (no configuration). Like a CockroachDB
+        learner it must be initialized by a snapshot that carries a
+        configuration including it: propose the conf change that adds it, and
+        once the leader applied it, `compact(leader)` so the leader has no log
+        to offer and sends that snapshot."""
+        if node_id in self.nodes:
+            raise ValueError(f"node {node_id} exists")
+        node = self.node_factory(id=node_id, engine=MemEngine(), make_config=self._make_config)
+        node.start()
+        self.nodes[node_id] = node
+        assert node.sm is not None
+        for c in self.checkers or ():
+            c.on_restore(node_id, node.sm.applied, node.sm.digest())
+        return node
+
+    def add_learner(self, node_id: int, max_steps: int = 400) -> bool:
+        """Add a fresh node as a learner, initialized by a snapshot: start it,
+        make the leader's log unavailable to it (compact), propose the conf
+        change, and once the leader applied it compact again so the snapshot
+        the leader sends includes the learner. True once the learner applied
+        the conf change."""
+        lead = self.leader()
+        if lead is None:
+            return False
+        self.add_node(node_id)
+        self.compact(lead)
+        if not self.propose_conf_change(ConfChange(ConfChangeType.ADD_LEARNER_NODE, node_id), lead):
+            return False
+        st = self.nodes[lead].storage
+        assert st is not None
+        idx = st.last_index()
+        self.run_until(lambda: self._sm_applied(lead) >= idx, max_steps)
+        self.compact(lead)
+        return self.run_until(lambda: self._sm_applied(node_id) >= idx, max_steps)
+
+    def _sm_applied(self, i: int) -> int:
+        sm = self.nodes[i].sm
+        return sm.applied if sm is not None else -1
+
+    def compact(self, node: int) -> None:
+        """Snapshot `node`'s state machine at its applied index and truncate
+        its log there."""
+        nd = self.nodes[node]
+        st, sm = nd.storage, nd.sm
+        if st is None or sm is None or sm.applied < st.first_index():
+            return
+        st.create_snapshot(sm.applied, None, sm.snapshot())
+        st.compact(sm.applied)
 
     def campaign(self, node: int) -> None:
         raw = self.nodes[node].raw

@@ -163,3 +163,35 @@ def test_liveness_check_fails_when_messages_never_arrive() -> None:
     c = SimCluster(3, seed=9, faults=FaultConfig(drop=1.0))
     with pytest.raises(LivenessViolation):
         c.check_liveness(max_ticks=50)
+
+
+def test_membership_change_learner_promote_remove_and_restart() -> None:
+    from crdb_py.raft.types import ConfChange, ConfChangeType
+
+    c = SimCluster(3, seed=10)
+    lead = elect_any(c)
+    for i in range(5):
+        c.propose(b"m%d" % i)
+    c.run(10)
+    assert c.add_learner(4)  # initialized by a snapshot that includes it
+    assert c._applied(4, b"m4")
+    cs4 = c.nodes[4].storage.conf_state()  # type: ignore[union-attr]
+    assert (set(cs4.voters), cs4.learners) == ({1, 2, 3}, (4,))
+    assert c.delivered_by_type.get(MessageType.SNAP, 0) >= 1  # initialized by a snapshot
+    assert c.propose_conf_change(ConfChange(ConfChangeType.ADD_NODE, 4))
+    c.run(40)
+    for i in c.nodes:
+        assert set(c.nodes[i].storage.conf_state().voters) == {1, 2, 3, 4}  # type: ignore[union-attr]
+    victim = next(i for i in (1, 2, 3) if i != lead)
+    assert c.propose_conf_change(ConfChange(ConfChangeType.REMOVE_NODE, victim))
+    c.run(40)
+    assert set(c.nodes[4].storage.conf_state().voters) == {1, 2, 3, 4} - {victim}  # type: ignore[union-attr]
+    c.crash(victim)
+    # node 4 restarts from its durable conf state and still votes
+    c.crash(4)
+    c.restart(4)
+    assert set(c.nodes[4].raw.status().conf_state.voters) == {1, 2, 3, 4} - {victim}  # type: ignore[union-attr]
+    assert c.propose(b"after")
+    c.run(40)
+    assert c._applied(4, b"after")
+    c.check_logs()
