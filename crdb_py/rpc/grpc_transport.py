@@ -116,11 +116,14 @@ class GrpcTransport:
         self.min_backoff = min_backoff
         self.max_backoff = max_backoff
         self.link_fault_sink: LinkFaultSink | None = None
-        self.address: str | None = None  # bound "host:port" once started
+        # The bound "host:port" once started (a wildcard host like 0.0.0.0 is
+        # kept as is: advertise a dialable address separately).
+        self.address: str | None = None
         self._server: grpc.aio.Server | None = None
         self._addresses: dict[int, str] = {}
         self._peers: dict[int, _Peer] = {}
         self._closed = False
+        self._bg: set[asyncio.Task[None]] = set()  # peers being closed
         self.raft_batches_sent = 0
         self.raft_messages_sent = 0
         self.raft_messages_dropped = 0
@@ -150,7 +153,7 @@ class GrpcTransport:
     async def close(self) -> None:
         self._closed = True
         peers, self._peers = list(self._peers.values()), {}
-        await asyncio.gather(*(p.close() for p in peers), return_exceptions=True)
+        await asyncio.gather(*(p.close() for p in peers), *self._bg, return_exceptions=True)
         if self._server is not None:
             await self._server.stop(0.2)
             self._server = None
@@ -161,7 +164,9 @@ class GrpcTransport:
         self._addresses[node_id] = address
         old = self._peers.pop(node_id, None)
         if old is not None:
-            asyncio.get_running_loop().create_task(old.close())
+            task = asyncio.get_running_loop().create_task(old.close())
+            self._bg.add(task)
+            task.add_done_callback(self._bg.discard)
 
     def _peer(self, node_id: int) -> _Peer:
         p = self._peers.get(node_id)
