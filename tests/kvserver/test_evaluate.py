@@ -13,7 +13,12 @@ from crdb_py.kvserver.batcheval.command import REGISTRY, Command, Result
 from crdb_py.kvserver.evaluate import batch_flags, declare_keys, evaluate_batch
 from crdb_py.kvserver.spanset import SpanAccess, SpanSet
 from crdb_py.pb import api_pb2, data_pb2
-from crdb_py.storage import MemEngine, MVCCStats, compute_stats
+from crdb_py.storage import (
+    MemEngine,
+    MVCCStats,
+    compute_stats,
+    mvcc_resolve_write_intent_range,
+)
 from crdb_py.util import keys
 from crdb_py.util.errors import (
     CrdbError,
@@ -431,35 +436,50 @@ def test_undeclared_access_is_caught(monkeypatch: pytest.MonkeyPatch, filled: En
 
 
 def _random_request(rng: random.Random, seq: int) -> RU:
-    key = k(f"k{rng.randrange(8)}")
+    def key(i: int) -> bytes:
+        return k(f"k{i:02d}")
+
+    i = rng.randrange(16)
     op = rng.randrange(8)
     if op == 0:
-        return put(key, rng.randbytes(rng.randrange(0, 6)), seq=seq)
+        return put(key(i), rng.randbytes(rng.randrange(0, 6)), seq=seq)
     if op == 1:
-        return cput(key, b"c", rng.choice([None, b"", b"c"]), allow=rng.random() < 0.3, seq=seq)
+        return cput(key(i), b"c", rng.choice([None, b"", b"c"]), allow=rng.random() < 0.3, seq=seq)
     if op == 2:
-        return inc(key, rng.randrange(-3, 4), seq=seq)
+        return inc(key(i), rng.randrange(-3, 4), seq=seq)
     if op == 3:
-        return delete(key, seq=seq)
+        return delete(key(i), seq=seq)
     if op == 4:
-        a, b = sorted(rng.sample(range(9), 2))
-        return delrange(k(f"k{a}"), k(f"k{b}"), seq=seq)
+        return delrange(key(i), key(i + rng.randrange(1, 4)), seq=seq)
     if op == 5:
-        return scan(k("k0"), k("k9"), seq=seq)
+        return scan(key(i), key(i + rng.randrange(1, 4)), seq=seq)
     if op == 6:
-        return get(key, seq=seq)
-    return put(key, b"v%d" % seq, seq=seq)
+        return get(key(i), seq=seq)
+    return put(key(i), b"v%d" % seq, seq=seq)
 
 
 def _stats_history(env: Env, seed: int, n: int) -> int:
-    """Random batches (plain and in two txns), errors allowed; returns how
-    many batches applied."""
+    """Random batches, plain and in two txns (each finished now and then by
+    resolving its intents committed or aborted, and replaced); errors are
+    allowed and discard the batch. Returns how many batches applied."""
     rng = random.Random(seed)
-    txns = [make_txn(ts(rng.randrange(1, 40))) for _ in range(2)]
+    clock = 10
+    txns = [make_txn(ts(clock)) for _ in range(2)]
     seqs = [0, 0]
     applied = 0
     for _ in range(n):
-        which = rng.randrange(4)
+        clock += rng.randrange(0, 3)
+        which = rng.randrange(6)
+        if which >= 4:  # finish a txn
+            i = rng.randrange(2)
+            status = rng.choice([data_pb2.COMMITTED, data_pb2.ABORTED])
+            wb = env.engine.new_batch()
+            mvcc_resolve_write_intent_range(
+                wb, k(""), k("z"), txns[i].meta, status, stats=env.stats
+            )
+            env.engine.write(wb)
+            txns[i], seqs[i] = make_txn(ts(clock)), 0
+            continue
         reqs: list[RU] = []
         for _ in range(rng.randrange(1, 4)):
             if which < 2:
@@ -474,7 +494,9 @@ def _stats_history(env: Env, seed: int, n: int) -> int:
                 t.meta.write_timestamp.wall_time = wts.wall_time
             ba = batch(*reqs, txn=txns[which], max_keys=rng.choice([0, 0, 2]))
         else:
-            ba = batch(*reqs, at=ts(rng.randrange(1, 60)), max_keys=rng.choice([0, 0, 2]))
+            # Mostly at the present, sometimes in the past (write too old).
+            at = clock if rng.random() < 0.8 else rng.randrange(1, clock + 1)
+            ba = batch(*reqs, at=ts(at), max_keys=rng.choice([0, 0, 2]))
         try:
             env.run(ba)
             applied += 1
@@ -487,9 +509,17 @@ def _stats_history(env: Env, seed: int, n: int) -> int:
 def test_stats_deltas_match_recomputation(seed: int) -> None:
     env = Env(MemEngine())
     applied = _stats_history(env, seed, 80)
-    assert applied > 10  # the history is not all errors
+    assert applied > 15  # the history is not all errors
     assert env.stats.counters() == compute_stats(env.engine).counters()
     assert env.stats.key_count > 0
+
+
+@pytest.mark.slow
+def test_stats_soak() -> None:
+    for seed in range(1000, 1400):
+        env = Env(MemEngine())
+        _stats_history(env, seed, 200)
+        assert env.stats.counters() == compute_stats(env.engine).counters(), seed
 
 
 def test_stats_deltas_match_recomputation_rocks(tmp_path: Path) -> None:
