@@ -58,7 +58,7 @@ from typing import Any, TypeVar
 import crdb_py.kvserver.batcheval  # noqa: F401  (registers the commands)
 from crdb_py.kvserver.batcheval.command import Command, CommandArgs, Result, lookup
 from crdb_py.kvserver.batcheval.declare import read_timestamp
-from crdb_py.kvserver.spanset import SpanAccess, SpanSet
+from crdb_py.kvserver.spanset import DeclaredSpan, SpanAccess, SpanSet
 from crdb_py.pb import api_pb2, data_pb2
 from crdb_py.storage.engine import ReadWriter
 from crdb_py.storage.mvcc_key import decode_suffix, split_engine_key
@@ -239,12 +239,29 @@ def batch_flags(ba: api_pb2.BatchRequest) -> tuple[bool, bool, bool]:
     return is_write, not is_write and not is_admin, is_admin
 
 
-def declare_keys(desc: data_pb2.RangeDescriptor, ba: api_pb2.BatchRequest) -> SpanSet:
-    """All spans the batch's requests declare (validating them first)."""
+def declare_keys(
+    desc: data_pb2.RangeDescriptor,
+    ba: api_pb2.BatchRequest,
+    *,
+    uncertainty_limit: Timestamp | None = None,
+) -> SpanSet:
+    """All spans the batch's requests declare (validating them first).
+
+    Pass the `uncertainty_limit` that `evaluate_batch` will get when the
+    replica gives a non-transactional read one: its MVCC read spans are then
+    declared up to it, so no write inside the window evaluates beside the read.
+    """
     spans = SpanSet()
     for _, req, cmd in _validate(ba):
         cmd.declare_keys(desc, ba.header, req, spans)
-    return spans
+    if uncertainty_limit is None:
+        return spans
+    return SpanSet(
+        DeclaredSpan(d.span, d.access, d.ts.forward(uncertainty_limit))
+        if d.access is SpanAccess.READ_ONLY and d.is_mvcc
+        else d
+        for d in spans
+    )
 
 
 def evaluate_batch(

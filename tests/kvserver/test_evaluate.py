@@ -108,6 +108,24 @@ def test_declare_keys_of_a_mixed_batch() -> None:
     )
 
 
+def test_declare_keys_up_to_a_non_txn_uncertainty_limit() -> None:
+    lk = keys.range_descriptor_key(k("a"))
+    ss = declare_keys(
+        evaluate_desc(),
+        batch(get(k("a")), scan(k("b"), k("c")), get(lk), put(k("d"), b"v"), at=ts(5)),
+        uncertainty_limit=ts(8),
+    )
+    got = sorted((str(d.span), d.access, d.ts) for d in ss)
+    assert got == sorted(
+        [
+            (repr(k("a")), SpanAccess.READ_ONLY, ts(8)),
+            (f"[{k('b')!r}, {k('c')!r})", SpanAccess.READ_ONLY, ts(8)),
+            (repr(lk), SpanAccess.READ_ONLY, ts(0)),  # non-MVCC stays non-MVCC
+            (repr(k("d")), SpanAccess.READ_WRITE, ts(5)),  # writes are not moved
+        ]
+    )
+
+
 def _with_header(ru: RU, key: bytes, end: bytes = b"") -> RU:
     inner = getattr(ru, ru.WhichOneof("value"))
     inner.header.key, inner.header.end_key = key, end
