@@ -5,7 +5,7 @@ Measures, between this process (n1) and a server in a child process (n2):
 - unary `Batch` round trip, one at a time (latency) and with many callers
   in flight (throughput);
 - the same over the multiplexed `BatchStream` (GrpcTransport with
-  batch_over_stream=True);
+  batch_over_stream=True, the default);
 - raft messages: ping-pong round trip over the two long-lived raft streams,
   and one-way throughput when bursts are coalesced per loop turn.
 
@@ -180,7 +180,7 @@ def _ms(xs: list[float], q: float) -> float:
 
 async def bench(args: argparse.Namespace) -> dict[str, Any]:
     node = EchoNode(1)
-    client = GrpcTransport(1, node, "127.0.0.1:0")
+    client = GrpcTransport(1, node, "127.0.0.1:0", batch_over_stream=False)
     await client.start()
     assert client.address is not None
     proc = None
