@@ -532,7 +532,7 @@ class _ClusterFirstRange:
     def __init__(self, cluster: LocalCluster) -> None:
         self._c = cluster
 
-    def first_range(self) -> data_pb2.RangeDescriptor:
+    async def first_range(self) -> data_pb2.RangeDescriptor:
         from crdb_py.server.node import synthetic_first_range
 
         nodes = [
@@ -582,17 +582,17 @@ class SyncKV:
     def inc(self, key: bytes, delta: int = 1) -> int:
         return self._call("inc", key, delta)
 
-    def delete(self, key: bytes) -> None:
-        self._call("delete", key)
+    def delete(self, key: bytes) -> bool:
+        return self._call("delete", key)
 
-    def delete_range(self, start: bytes, end: bytes) -> Any:
-        return self._call("delete_range", start, end)
+    def delete_range(self, start: bytes, end: bytes, *, return_keys: bool = False) -> list[bytes]:
+        return self._call("delete_range", start, end, return_keys=return_keys)
 
     def scan(self, start: bytes, end: bytes, max_rows: int = 0) -> list[tuple[bytes, bytes]]:
-        return self._call("scan", start, end, max_rows)
+        return self._call("scan", start, end, max_rows=max_rows)
 
     def reverse_scan(self, start: bytes, end: bytes, max_rows: int = 0) -> list[tuple[bytes, bytes]]:
-        return self._call("reverse_scan", start, end, max_rows)
+        return self._call("reverse_scan", start, end, max_rows=max_rows)
 
     def split(self, key: bytes) -> Any:
         return self._call("admin_split", key)

@@ -79,6 +79,9 @@ def _error(msg: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # gRPC core logs its own copy of errors we report clearly (e.g. a taken
+    # port) to stderr; keep it quiet unless the user asks for it.
+    os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     args = _parse_args(argv)
     if args.cmd in ("sql", "demo"):
         print(

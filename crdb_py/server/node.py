@@ -489,7 +489,7 @@ class Node:
             raise NodeUnavailableError(node_id, f"node n{node_id}: address not known yet")
         return await self.transport.send_batch(node_id, ba)
 
-    def first_range(self) -> data_pb2.RangeDescriptor | None:
+    def first_range(self) -> data_pb2.RangeDescriptor:
         """Range 1's descriptor if the local store has it, else a guess
         listing every known node (DistSender follows NotLeaseHolder hints and
         range-key-mismatch descriptors from there)."""
@@ -552,5 +552,5 @@ class _FirstRange:
     def __init__(self, node: Node) -> None:
         self._node = node
 
-    def first_range(self) -> data_pb2.RangeDescriptor | None:
+    async def first_range(self) -> data_pb2.RangeDescriptor:
         return self._node.first_range()
