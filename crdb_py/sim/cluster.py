@@ -410,6 +410,17 @@ class SimCluster:
             c.on_restore(node_id, node.sm.applied, node.sm.digest())
         return node
 
+    def transfer_leader(self, to: int) -> bool:
+        """Ask the current leader to transfer leadership to `to`."""
+        lead = self.leader()
+        if lead is None or lead == to or to not in self.nodes:
+            return False
+        raw = self.nodes[lead].raw
+        assert raw is not None
+        raw.transfer_leader(to)
+        self._drain(self.nodes[lead])
+        return True
+
     def add_learner(self, node_id: int, max_steps: int = 400) -> bool:
         """Add a fresh node as a learner, initialized by a snapshot: start it,
         make the leader's log unavailable to it (compact), propose the conf

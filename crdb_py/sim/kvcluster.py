@@ -4,12 +4,21 @@ Every node is a `Store` on a `MemEngine` (or any engine) with an
 `InProcessTransport`; clients reach it through a `DistSender` exactly as
 they would reach real processes. Used by the kvserver tests and by
 benchmarks that want the KV layer without process overhead.
+
+The world is injectable for deterministic simulation (`crdb_py/sim/kvsim.py`
+runs this cluster on the virtual-time loop): `hlc_factory(node_id)` builds
+each node's clock, `rng` seeds every DistSender's replica order and backoff
+jitter, and `wrap_transport(node_id, transport)` interposes a fault-injecting
+transport. DistSenders measure their retry deadlines on the loop's clock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,9 +91,20 @@ class SimNode:
 
 class InProcessKVCluster:
     def __init__(
-        self, n: int = 3, *, tick: float = 0.02, replication_factor: int = 3, **store_knobs: Any
+        self,
+        n: int = 3,
+        *,
+        tick: float = 0.02,
+        replication_factor: int = 3,
+        hlc_factory: Callable[[int], HLC] | None = None,
+        rng: random.Random | None = None,
+        wrap_transport: Callable[[int, Any], Any] | None = None,
+        **store_knobs: Any,
     ) -> None:
         self.n = n
+        self.hlc_factory = hlc_factory
+        self.rng = rng
+        self.wrap_transport = wrap_transport
         self.tick = tick
         self.replication_factor = replication_factor
         self.knobs = store_knobs
@@ -116,10 +136,12 @@ class InProcessKVCluster:
             **self.knobs,
         )
         handler = _Handler(node)
-        node.transport = self.network.transport(i, handler)
+        t = self.network.transport(i, handler)
+        node.transport = self.wrap_transport(i, t) if self.wrap_transport is not None else t
         await node.transport.start()
-        node.store = Store(node.engine, cfg, node.transport, HLC(), self)
-        node.store.kv = DistSender(_NodeSender(node.transport), self.first_range, gateway_node_id=i)
+        clock = self.hlc_factory(i) if self.hlc_factory is not None else HLC()
+        node.store = Store(node.engine, cfg, node.transport, clock, self)
+        node.store.kv = self._dist_sender(node.transport, i)
         await node.store.start()
         node.running = True
 
@@ -135,9 +157,18 @@ class InProcessKVCluster:
                 with contextlib.suppress(Exception):
                     await self.stop_node(i)
 
+    def _dist_sender(self, transport: Any, gateway: int) -> DistSender:
+        try:
+            clock: Callable[[], float] = asyncio.get_running_loop().time
+        except RuntimeError:
+            clock = time.monotonic
+        rng = random.Random(self.rng.getrandbits(64)) if self.rng is not None else None
+        return DistSender(
+            _NodeSender(transport), self.first_range, gateway_node_id=gateway, rng=rng, clock=clock
+        )
+
     def db(self, gateway: int = 1) -> DB:
-        t = self.nodes[gateway].transport
-        return DB(DistSender(_NodeSender(t), self.first_range, gateway_node_id=gateway))
+        return DB(self._dist_sender(self.nodes[gateway].transport, gateway))
 
     async def wait_replicated(self, timeout: float = 15.0) -> None:
         """Until every range has min(rf, live) voters and no learners."""

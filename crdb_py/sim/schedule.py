@@ -34,6 +34,7 @@ __all__ = [
     "Run",
     "RunResult",
     "SetFaults",
+    "Transfer",
     "random_schedule",
     "run_schedule",
 ]
@@ -85,7 +86,14 @@ class Heal:
     pass
 
 
-Action = Run | Propose | SetFaults | Partition | OneWay | Crash | Restart | Heal
+@dataclass(frozen=True)
+class Transfer:
+    """Ask the current leader to hand leadership to `to`."""
+
+    to: int
+
+
+Action = Run | Propose | SetFaults | Partition | OneWay | Crash | Restart | Heal | Transfer
 
 
 @dataclass
@@ -106,13 +114,27 @@ def run_schedule(
     actions: Sequence[Action],
     *,
     compact_every: int = 8,
+    max_size_per_msg: int | None = None,
+    pre_vote: bool = True,
+    check_quorum: bool = True,
     checkers: list[Checker] | None = None,
     liveness: bool = True,
     cluster: SimCluster | None = None,
 ) -> RunResult:
     """Run `actions` on a fresh cluster (or `cluster`); raises
-    `InvariantViolation` / `LivenessViolation` on the first broken property."""
-    c = cluster or SimCluster(n, seed=seed, compact_every=compact_every, checkers=checkers)
+    `InvariantViolation` / `LivenessViolation` on the first broken property.
+    A small `max_size_per_msg` makes every append carry one entry, which
+    widens the interleavings of partial replication."""
+    overrides = {} if max_size_per_msg is None else {"max_size_per_msg": max_size_per_msg}
+    c = cluster or SimCluster(
+        n,
+        seed=seed,
+        compact_every=compact_every,
+        checkers=checkers,
+        pre_vote=pre_vote,
+        check_quorum=check_quorum,
+        config_overrides=overrides,
+    )
     k = 0
     for a in actions:
         if isinstance(a, Run):
@@ -154,6 +176,8 @@ def run_schedule(
                 c.restart(a.node)
         elif isinstance(a, Heal):
             c.heal(restart_all=False, clear_faults=False)
+        elif isinstance(a, Transfer):
+            c.transfer_leader(a.to)
     liveness_steps = 0
     if liveness:
         c.heal()
@@ -212,8 +236,10 @@ def random_schedule(rng: random.Random, n: int, length: int = 30) -> list[Action
             out.append(OneWay(a, b))
         elif r < 0.86:
             out.append(Crash(rng.choice(nodes)))
-        elif r < 0.94:
+        elif r < 0.93:
             out.append(Restart(rng.choice(nodes)))
+        elif r < 0.96:
+            out.append(Transfer(rng.choice(nodes)))
         else:
             out.append(Heal())
     return out

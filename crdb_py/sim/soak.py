@@ -1,7 +1,9 @@
 """Run many seeded fault schedules and summarize: ``python -m crdb_py.sim.soak``.
 
 Each seed draws a random schedule (`random_schedule`) for a 3- or 5-node
-cluster, runs it with every checker on, heals, and requires liveness. The
+cluster, runs it with every checker on, heals, and requires liveness. Seeds
+vary the core's configuration too: every third sends one entry per append
+message, every fourth runs without pre-vote and check-quorum. The
 first violation is printed with its seed and schedule (a reproducible bug
 report: `run_schedule(n, seed, schedule)` replays it) and the exit status
 is 1.
@@ -38,8 +40,19 @@ def soak(
         rng = random.Random(seed)
         n = nodes[seed % len(nodes)]
         schedule = random_schedule(rng, n, length)
+        # every third seed: one entry per append message; every fourth: plain
+        # raft elections (no pre-vote, no check-quorum)
+        small = 1 if seed % 3 == 2 else None
+        plain = seed % 4 == 3
         try:
-            r = run_schedule(n, seed, schedule)
+            r = run_schedule(
+                n,
+                seed,
+                schedule,
+                max_size_per_msg=small,
+                pre_vote=not plain,
+                check_quorum=not plain,
+            )
         except InvariantViolation as e:
             failures.append({"seed": seed, "nodes": n, "error": str(e), "schedule": repr(schedule)})
             if verbose:

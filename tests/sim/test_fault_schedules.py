@@ -21,13 +21,14 @@ from crdb_py.sim.schedule import (
     Restart,
     Run,
     SetFaults,
+    Transfer,
     random_schedule,
     run_schedule,
 )
 
 
 @st.composite
-def schedules(draw: st.DrawFn) -> tuple[int, int, list]:
+def schedules(draw: st.DrawFn) -> tuple[int, int, int | None, bool, list]:
     n = draw(st.sampled_from([3, 5]))
     seed = draw(st.integers(0, 2**32 - 1))
     nodes = st.integers(1, n)
@@ -52,9 +53,12 @@ def schedules(draw: st.DrawFn) -> tuple[int, int, list]:
         st.builds(OneWay, nodes, nodes).filter(lambda a: a.src != a.dst),
         st.builds(Crash, nodes),
         st.builds(Restart, nodes),
+        st.builds(Transfer, nodes),
         st.just(Heal()),
     )
-    return n, seed, draw(st.lists(action, min_size=1, max_size=30))
+    small = draw(st.sampled_from([None, 1]))
+    plain = draw(st.booleans())
+    return n, seed, small, plain, draw(st.lists(action, min_size=1, max_size=30))
 
 
 @settings(
@@ -63,9 +67,13 @@ def schedules(draw: st.DrawFn) -> tuple[int, int, list]:
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 @given(schedules())
-def test_random_fault_schedules_keep_raft_safe_and_live(sched: tuple[int, int, list]) -> None:
-    n, seed, actions = sched
-    r = run_schedule(n, seed, actions)
+def test_random_fault_schedules_keep_raft_safe_and_live(
+    sched: tuple[int, int, int | None, bool, list],
+) -> None:
+    n, seed, small, plain, actions = sched
+    r = run_schedule(
+        n, seed, actions, max_size_per_msg=small, pre_vote=not plain, check_quorum=not plain
+    )
     assert r.liveness_steps > 0
     assert r.applied >= 1  # at least the liveness probe
 
