@@ -183,8 +183,10 @@ def _validate(ba: api_pb2.BatchRequest) -> list[tuple[str, Any, Command]]:
 
 def _check_sizes(reqs: list[tuple[str, Any, Command]]) -> None:
     total = 0
-    for i, (name, req, _) in enumerate(reqs):
+    for i, (name, req, cmd) in enumerate(reqs):
         total += len(req.header.key) + len(req.header.end_key)
+        if not cmd.is_write:
+            continue
         for field in ("value", "exp_value"):
             v = getattr(req, field, b"")
             if len(v) > MAX_VALUE_BYTES:
