@@ -65,6 +65,18 @@ def forget_vote_on_restart(mp: pytest.MonkeyPatch) -> None:
     mp.setattr(raft_core.Raft, "_load_state", bad)
 
 
+def vote_not_persisted(mp: pytest.MonkeyPatch) -> None:
+    """The durable storage writes the hard state without the vote."""
+    from crdb_py.raft import durable
+
+    orig = durable.encode_hard_state
+
+    def bad(hs):  # type: ignore[no-untyped-def]
+        return orig(durable.HardState(term=hs.term, vote=NONE, commit=hs.commit))
+
+    mp.setattr(durable, "encode_hard_state", bad)
+
+
 def commit_old_term_by_counting(mp: pytest.MonkeyPatch) -> None:
     """A leader commits an entry of an earlier term once it is on a majority
     (the Figure 8 bug; §5.4.2 forbids it)."""
@@ -263,6 +275,7 @@ CASES = [
         scenario_vote_after_restart,
         ElectionSafety,
     ),
+    Case("vote-not-persisted", vote_not_persisted, scenario_vote_after_restart, ElectionSafety),
     Case("figure-8-commit", commit_old_term_by_counting, scenario_figure8, LeaderCompleteness),
     Case("no-truncation", append_without_truncation, scenario_stale_follower, LogMatching),
     Case(
