@@ -94,6 +94,7 @@ def test_schedule_replays_identically() -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(3600)
 def test_soak_2000_seeds() -> None:
     from crdb_py.sim.soak import soak
 
