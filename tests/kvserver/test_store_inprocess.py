@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from crdb_py.sim.kvcluster import InProcessKVCluster
 
 
 def run(coro):
     return asyncio.run(asyncio.wait_for(coro, 60))
-
 
 def test_single_node_put_get_scan():
     async def main():
@@ -31,7 +28,6 @@ def test_single_node_put_get_scan():
             await c.close()
 
     run(main())
-
 
 def test_three_nodes_replicate_and_split():
     async def main():
