@@ -138,7 +138,10 @@ def real_store(node: Node, ident: StoreIdent) -> Any:
         replication_factor=c.replication_factor,
         **c.store_knobs,
     )
-    return Store(node.engine, cfg, node.transport, node.clock, node.registry)
+    return Store(
+        node.engine, cfg, node.transport, node.clock, node.registry,
+        kv=getattr(node.db, "sender", None),
+    )
 
 
 def real_store_bootstrap(engine: Engine, node_id: int, store_id: int) -> None:
@@ -301,9 +304,11 @@ class Node:
             probe_timeout=max(0.5, self.config.probe_interval * 2),
             liveness_timeout=self.config.liveness_timeout,
         )
+        # The KV client exists before the store: the store sends its own
+        # cluster-wide writes (meta updates, range ids) through it.
+        self.db = self._db_factory(self)
         self.store = self._store_factory(self, self.ident)
         await self.store.start()
-        self.db = self._db_factory(self)
         self.registry.fetch_descriptor = self._fetch_descriptor
         self.registry.scan_descriptors = self._scan_descriptors
         self._spawn(self.registry.run(), "liveness")
@@ -384,7 +389,7 @@ class Node:
         deadline = loop.time() + self.config.join_timeout
         answered = False
         delay = 0.1
-        admin = AdminClient(self.transport)
+        admin = AdminClient()
         req = services_pb2.JoinRequest(desc=data_pb2.NodeDescriptor(address=self.address))
         try:
             while self.ident is None:
@@ -413,6 +418,8 @@ class Node:
             raise
         except BaseException as exc:
             self._join_error = exc
+        finally:
+            await admin.close()
 
     async def _adopt_join(self, resp: services_pb2.JoinResponse) -> None:
         async with self._init_lock:
@@ -544,7 +551,7 @@ def kv_db(node: Node) -> Any:
     from crdb_py.kvclient.db import DB
     from crdb_py.kvclient.dist_sender import DistSender
 
-    ds = DistSender(node, _FirstRange(node), gateway_node_id=node.node_id, clock=node.clock)
+    ds = DistSender(node, _FirstRange(node), gateway_node_id=node.node_id)
     return DB(ds)
 
 

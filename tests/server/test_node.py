@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from crdb_py.pb import api_pb2, data_pb2, raft_pb2
+from crdb_py.pb import api_pb2, data_pb2, raft_pb2, services_pb2
 from crdb_py.server.admin import AdminClient
 from crdb_py.server.ident import read_ident
 from crdb_py.server.node import Node, NodeConfig
@@ -42,6 +42,14 @@ def dead_address() -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return f"127.0.0.1:{s.getsockname()[1]}"
+
+
+async def admin(method: str, *args: Any) -> Any:
+    a = AdminClient()
+    try:
+        return await getattr(a, method)(*args)
+    finally:
+        await a.close()
 
 
 async def eventually(cond: Any, timeout: float = 5.0) -> None:
@@ -102,7 +110,7 @@ def test_join_allocates_distinct_ids_and_status_shows_all() -> None:
             assert nodes[2].registry.address(2) == nodes[1].address  # type: ignore[union-attr]
 
             async def all_live() -> bool:
-                st = await AdminClient(n1.transport).status(n1.address)
+                st = await admin("status", n1.address)
                 return [s.desc.node_id for s in st.nodes] == [1, 2, 3] and all(
                     s.live for s in st.nodes
                 )
@@ -153,7 +161,7 @@ def test_joiner_waits_for_init_instead_of_timing_out() -> None:
         try:
             await asyncio.sleep(0.8)  # well past join_timeout: n1 answers "not initialized"
             assert not n2.initialized
-            await AdminClient(n1.transport).bootstrap(n1.address)
+            await admin("bootstrap", n1.address)
             await n2.wait_initialized(10)
             assert n2.node_id == 2
         finally:
@@ -186,10 +194,10 @@ def test_join_refused_by_uninitialized_node() -> None:
         await n1.start()
         try:
             with pytest.raises(NodeNotInitializedError):
-                await AdminClient(n1.transport).join(
-                    n1.address, __import__("crdb_py.pb.services_pb2", fromlist=["x"]).JoinRequest(
-                        desc=data_pb2.NodeDescriptor(address="127.0.0.1:1")
-                    )
+                await admin(
+                    "join",
+                    n1.address,
+                    services_pb2.JoinRequest(desc=data_pb2.NodeDescriptor(address="127.0.0.1:1")),
                 )
         finally:
             await n1.stop()
