@@ -27,8 +27,9 @@ from crdb_py.kvclient.dist_sender import DistSender
 from crdb_py.kvserver.store import Store, StoreConfig
 from crdb_py.pb import api_pb2, data_pb2, raft_pb2, services_pb2
 from crdb_py.rpc.inprocess import InProcessNetwork
+from crdb_py.rpc.transport import is_read_only
 from crdb_py.storage import MemEngine
-from crdb_py.util.errors import NodeUnavailableError
+from crdb_py.util.errors import AmbiguousResultError, NodeUnavailableError, RangeNotFoundError
 from crdb_py.util.hlc import HLC
 
 
@@ -37,7 +38,20 @@ class _Handler:
         self.node = node
 
     async def batch(self, req: api_pb2.BatchRequest) -> api_pb2.BatchResponse:
-        return await self.node.store.batch(req)
+        try:
+            return await self.node.store.batch(req)
+        except asyncio.CancelledError:
+            # Stopping the store (a crash) cancels its in-flight work. A
+            # real client would see the connection drop, not a cancellation
+            # of its own task: answer as the wire would.
+            if self.node.running and not self.node.store.stopped:
+                raise
+            if is_read_only(req):
+                raise RangeNotFoundError(req.header.range_id) from None  # try another replica
+            raise AmbiguousResultError(
+                f"n{self.node.node_id} stopped while the batch was in flight; "
+                "it may or may not have been applied"
+            ) from None
 
     def handle_raft_messages(self, from_node_id: int, batch: raft_pb2.RaftMessageBatch) -> None:
         self.node.store.handle_raft_messages(from_node_id, batch)
