@@ -678,6 +678,17 @@ class Raft:
 
     def _handle_append_entries(self, m: Message) -> None:
         log = self.log
+        if not self.trk.voters and not self.trk.learners:
+            # Uninitialized replica (no configuration): the bootstrap
+            # configuration is not in the log, so entries replayed from
+            # index 1 would leave us with a wrong one (e.g. a single-voter
+            # group of our own). Only a snapshot may initialize us. Reject
+            # probes above 0 (the leader backs up to 1 and, once that is
+            # compacted, sends a snapshot); ignore appends from 0 (the leader
+            # retries on its next heartbeat).
+            if m.index > 0:
+                self.send(Message(MT.APP_RESP, to=m.frm, index=m.index, reject=True))
+            return
         if m.index < log.committed:
             self.send(Message(MT.APP_RESP, to=m.frm, index=log.committed))
             return

@@ -270,3 +270,60 @@ def read_msgs(r) -> list[Message]:  # type: ignore[no-untyped-def]
 
 def log_terms(r) -> list[int]:  # type: ignore[no-untyped-def]
     return [e.term for e in r.log.all_entries()]
+
+
+class SafetyChecker:
+    """The §5 safety properties, checked over a whole run (call `check` after
+    every step): election safety, leader append-only, log matching, state
+    machine safety, leader completeness."""
+
+    def __init__(self) -> None:
+        self.leaders: dict[int, int] = {}  # term -> leader
+        self.committed: dict[int, tuple[int, bytes]] = {}  # index -> (term, data)
+        self.committed_by: dict[int, int] = {}  # index -> a term at which it was committed
+        self.leader_logs: dict[tuple[int, int], dict[int, int]] = {}
+
+    def check(self, nodes: dict[int, Node]) -> None:
+        logs: dict[int, dict[int, int]] = {}
+        for id, n in nodes.items():
+            log = n.rn.raft.log
+            logs[id] = {e.index: e.term for e in log.all_entries()}
+            logs[id][log.first_index() - 1] = log.term(log.first_index() - 1)
+        for id, n in nodes.items():
+            rn = n.rn
+            if rn.is_leader:
+                # election safety
+                assert self.leaders.setdefault(rn.term, id) == id, f"two leaders in term {rn.term}"
+                # leader append-only (within its term, over what is not compacted)
+                prev = self.leader_logs.get((id, rn.term), {})
+                cur = logs[id]
+                for idx, t in prev.items():
+                    if idx in cur:
+                        assert cur[idx] == t, f"leader {id} overwrote its entry {idx}"
+                self.leader_logs[(id, rn.term)] = dict(cur)
+        # log matching: if two logs agree at an index, they agree on all common earlier indexes
+        ids = sorted(logs)
+        for x, a in enumerate(ids):
+            for b in ids[x + 1 :]:
+                la, lb = logs[a], logs[b]
+                common = sorted(set(la) & set(lb))
+                agree = [i for i in common if la[i] == lb[i]]
+                if agree:
+                    top = agree[-1]
+                    bad = [i for i in common if i <= top and la[i] != lb[i]]
+                    assert not bad, f"logs of {a} and {b} match at {top} but differ at {bad}"
+        # state machine safety
+        for n in nodes.values():
+            for idx, term, data in n.applied:
+                got = self.committed.setdefault(idx, (term, data))
+                assert got == (term, data), f"index {idx} applied as {got} and {(term, data)}"
+                # the entry was committed by a leader of a term <= the applier's current term
+                self.committed_by.setdefault(idx, n.rn.term)
+        # leader completeness: a committed entry is in the log of every leader of
+        # a later term (a stale leader of an older term may lack it)
+        for id, n in nodes.items():
+            if n.rn.is_leader:
+                first = n.rn.raft.log.first_index()
+                for idx, (term, _) in self.committed.items():
+                    if idx >= first and n.rn.term > self.committed_by[idx]:
+                        assert logs[id].get(idx) == term, f"leader {id} lacks committed {idx}"

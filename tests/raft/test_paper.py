@@ -13,7 +13,14 @@ import pytest
 
 from crdb_py.raft import Entry, HardState, Message, MessageType, StateType
 from crdb_py.raft.raft import Raft
-from tests.raft.harness import Network, log_terms, new_raft, new_storage, read_msgs
+from tests.raft.harness import (
+    Network,
+    SafetyChecker,
+    log_terms,
+    new_raft,
+    new_storage,
+    read_msgs,
+)
 
 MT = MessageType
 F, C, L = StateType.FOLLOWER, StateType.CANDIDATE, StateType.LEADER
@@ -522,9 +529,7 @@ def _chaos(seed: int, steps: int = 300, n: int = 5) -> Network:
     rng = random.Random(seed)
     nt = Network(n, seed=seed, election_tick=5, pre_vote=rng.random() < 0.5,
                  check_quorum=rng.random() < 0.5)
-    leaders: dict[int, int] = {}  # term -> leader
-    committed: dict[int, tuple[int, bytes]] = {}  # index -> (term, data)
-    leader_logs: dict[tuple[int, int], list[tuple[int, int]]] = {}  # (id, term) -> log
+    checker = SafetyChecker()
     for step in range(steps):
         r = rng.random()
         if r < 0.05:
@@ -546,43 +551,7 @@ def _chaos(seed: int, steps: int = 300, n: int = 5) -> Network:
         for node in nt.nodes.values():
             node.rn.tick()
         nt.stabilize()
-        # election safety: at most one leader per term
-        for id, node in nt.nodes.items():
-            if node.rn.is_leader:
-                assert leaders.setdefault(node.rn.term, id) == id, f"two leaders in term {node.rn.term}"
-        # leader append-only: a leader's log only grows within its term
-        for id, node in nt.nodes.items():
-            if node.rn.is_leader:
-                key = (id, node.rn.term)
-                log = [(e.index, e.term) for e in node.rn.raft.log.all_entries()]
-                prev = leader_logs.get(key, [])
-                assert log[: len(prev)] == prev, "leader overwrote its own log"
-                leader_logs[key] = log
-        # log matching: same index and term => identical prefix
-        logs = {id: {e.index: e.term for e in n_.rn.raft.log.all_entries()}
-                for id, n_ in nt.nodes.items()}
-        ids = list(logs)
-        for a in ids:
-            for b in ids:
-                if a >= b:
-                    continue
-                common = sorted(set(logs[a]) & set(logs[b]))
-                for idx in reversed(common):
-                    if logs[a][idx] == logs[b][idx]:
-                        assert all(logs[a][k] == logs[b][k] for k in common if k <= idx)
-                        break
-        # state machine safety: nobody applies a different entry at an index
-        for node in nt.nodes.values():
-            for idx, term, data in node.applied:
-                assert committed.setdefault(idx, (term, data)) == (term, data)
-        # leader completeness: every committed entry is in the current leader's log
-        lead = nt.leader()
-        if lead is not None:
-            llog = logs[lead]
-            first = nt[lead].raft.log.first_index()
-            for idx, (term, _) in committed.items():
-                if idx >= first:
-                    assert llog.get(idx) == term, f"leader {lead} lacks committed {idx}"
+        checker.check(nt.nodes)
     return nt
 
 

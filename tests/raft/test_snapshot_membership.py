@@ -361,3 +361,47 @@ def test_lease_and_stickiness_agree_no_new_leader_while_valid() -> None:
         if nt[1].leader_lease_valid():
             assert not others
     assert [i for i in (2, 3, 4, 5) if nt[i].is_leader]
+
+
+def test_uninitialized_replica_accepts_only_a_snapshot() -> None:
+    """A replica without configuration must not build its state from log
+    entries (the bootstrap configuration is not in the log: replaying the
+    conf changes alone would give it a wrong, e.g. single-voter, config)."""
+    from crdb_py.raft import Entry, EntryType, MemoryStorage
+    from crdb_py.raft.wire import encode_conf_change
+    from tests.raft.harness import new_raft as mk
+
+    r = mk(4, storage=MemoryStorage())
+    cc = [Entry(1, 1), Entry(1, 2, EntryType.CONF_CHANGE,
+                             encode_conf_change(ConfChange(CCT.ADD_NODE, 4)))]
+    r.step(Message(MT.APP, frm=1, to=4, term=1, index=0, log_term=0, entries=cc, commit=2))
+    assert r.log.last_index() == 0 and read_msgs(r) == []  # ignored
+    r.step(Message(MT.APP, frm=1, to=4, term=1, index=5, log_term=1, commit=5))
+    (m,) = read_msgs(r)
+    assert m.type == MT.APP_RESP and m.reject and m.reject_hint == 0
+    snap = Snapshot(b"", SnapshotMetadata(ConfState((1, 2, 3), (4,)), index=5, term=1))
+    r.step(Message(MT.SNAP, frm=1, to=4, term=1, snapshot=snap))
+    assert r.log.committed == 5 and r.trk.conf_state() == ConfState((1, 2, 3), (4,))
+    read_msgs(r)
+    r.step(Message(MT.APP, frm=1, to=4, term=1, index=5, log_term=1, entries=[Entry(1, 6)],
+                   commit=6))
+    (m,) = read_msgs(r)
+    assert not m.reject and m.index == 6
+
+
+def test_new_node_joins_while_leader_log_uncompacted() -> None:
+    """Adding a node before any compaction: it is not fed the log from index
+    1; once the leader compacts, it gets a snapshot and joins correctly."""
+    nt = Network(3)
+    nt.campaign(1)
+    nt.add_node(4)
+    _apply_conf(nt, 1, ConfChange(CCT.ADD_LEARNER_NODE, 4))
+    nt.tick_all(3)
+    assert nt[4].raft.log.last_index() == 0
+    nt.nodes[1].take_snapshot()
+    nt.tick_all(3)
+    assert nt[4].status().conf_state == ConfState((1, 2, 3), (4,))
+    _apply_conf(nt, 1, ConfChange(CCT.ADD_NODE, 4))
+    nt.propose(1, b"x")
+    assert nt.data_applied(4)[-1] == b"x"
+    assert nt[4].status().conf_state == ConfState((1, 2, 3, 4))
