@@ -132,6 +132,17 @@ class RawNode:
             Message(MessageType.PROP, frm=self.raft.id, entries=[Entry(term=0, index=0, data=data)])
         )
 
+    def propose_batch(self, datas: list[bytes]) -> None:
+        """Propose several commands at once: they are appended together and
+        travel to each follower in one append message (the cheap way to batch;
+        `propose` in a loop sends one message per command)."""
+        if not datas:
+            return
+        self.raft.step(
+            Message(MessageType.PROP, frm=self.raft.id,
+                    entries=[Entry(term=0, index=0, data=d) for d in datas])
+        )
+
     def propose_conf_change(self, cc: ConfChange) -> None:
         """Propose a one-voter-at-a-time configuration change. Takes effect when
         the app applies the committed entry and calls `apply_conf_change`."""
@@ -171,10 +182,11 @@ class RawNode:
         r = self.raft
         if r.msgs:
             return True
-        if r.soft_state() != self._prev_soft:
+        ps = self._prev_soft
+        if r.lead != ps.lead or r.state != ps.state:
             return True
-        hs = r.hard_state()
-        if not hs.is_empty() and hs != self._prev_hard:
+        ph = self._prev_hard
+        if r.term != ph.term or r.vote != ph.vote or r.log.committed != ph.commit:
             return True
         u = r.log.unstable
         if u.next_snapshot() is not None:

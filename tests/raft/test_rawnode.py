@@ -313,3 +313,19 @@ def test_wire_round_trip() -> None:
         setattr(m, f.name, (v + 1) if isinstance(v, int) and not isinstance(v, bool)
                 else (not v) if isinstance(v, bool) else b"x")
         assert message_from_bytes(message_to_bytes(m)) != Message(MT.APP), f.name
+
+
+def test_propose_batch_travels_in_one_append() -> None:
+    nt = Network(3)
+    nt.campaign(1)
+    nt.tick_all(1)
+    start = len(nt.delivered)
+    nt[1].propose_batch([b"a", b"b", b"c"])
+    nt.stabilize()
+    apps = [m for m in nt.delivered[start:] if m.type == MT.APP and m.entries]
+    assert sorted(m.to for m in apps) == [2, 3]
+    assert all([e.data for e in m.entries] == [b"a", b"b", b"c"] for m in apps)
+    assert nt.data_applied(3) == [b"a", b"b", b"c"]
+    nt[1].propose_batch([])  # nothing to do
+    with pytest.raises(ProposalDroppedError):
+        nt[2].propose_batch([b"x"])
