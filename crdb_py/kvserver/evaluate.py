@@ -58,8 +58,11 @@ from typing import Any, TypeVar
 import crdb_py.kvserver.batcheval  # noqa: F401  (registers the commands)
 from crdb_py.kvserver.batcheval.command import Command, CommandArgs, Result, lookup
 from crdb_py.kvserver.batcheval.declare import read_timestamp
+from crdb_py.kvserver.batcheval.txn_record import read_record
 from crdb_py.kvserver.spanset import DeclaredSpan, SpanAccess, SpanSet
+from crdb_py.kvserver.tscache import TimestampCache
 from crdb_py.pb import api_pb2, data_pb2
+from crdb_py.storage.batch import OverlayBatch
 from crdb_py.storage.engine import ReadWriter
 from crdb_py.storage.mvcc_key import decode_suffix, split_engine_key
 from crdb_py.storage.stats import MVCCStats
@@ -78,7 +81,23 @@ MAX_VALUE_BYTES = 8 << 20  # one value
 MAX_BATCH_BYTES = 64 << 20  # keys + values of one batch
 
 # Requests charged against (and stopped by) the batch's key/byte budgets.
-LIMITED_COMMANDS = frozenset({"get", "scan", "reverse_scan", "delete_range"})
+LIMITED_COMMANDS = frozenset(
+    {"get", "scan", "reverse_scan", "delete_range", "resolve_intent_range"}
+)
+
+# Requests a one-phase-commit batch may hold besides its EndTxn.
+ONE_PC_COMMANDS = frozenset(
+    {
+        "get",
+        "scan",
+        "reverse_scan",
+        "put",
+        "conditional_put",
+        "increment",
+        "delete",
+        "delete_range",
+    }
+)
 
 
 # ---- decoding and validating requests ------------------------------------------------
@@ -275,13 +294,60 @@ def evaluate_batch(
     stats: MVCCStats,
     uncertainty_limit: Timestamp | None = None,
     assert_spans: SpanSet | None = None,
+    tscache: TimestampCache | None = None,
 ) -> tuple[api_pb2.BatchResponse, Result]:
     """Evaluate `ba`'s requests in order against `rw` (see the module docstring).
 
     `stats` accumulates the batch's MVCC stats delta. With `assert_spans`,
-    every engine access is checked against those declared spans.
+    every engine access is checked against those declared spans. `tscache`
+    is handed to the commands for reading (`CommandArgs.tscache`).
+
+    A batch holding a whole transaction is committed in one phase when it
+    can be (`try_one_phase_commit`). The response's ``header.txn`` is the
+    batch's txn as evaluation left it (e.g. STAGING / COMMITTED after
+    EndTxn). An error raised carries ``index`` and, when QueryIntents of the
+    batch found intents missing, ``tscache_bumps`` (the replica must apply
+    them even though the batch failed).
     """
     reqs = _validate(ba)
+    one_pc = try_one_phase_commit(
+        rw,
+        ba,
+        reqs,
+        desc=desc,
+        now=now,
+        stats=stats,
+        uncertainty_limit=uncertainty_limit,
+        assert_spans=assert_spans,
+        tscache=tscache,
+    )
+    if one_pc is not None:
+        return one_pc
+    return _evaluate(
+        rw,
+        ba,
+        reqs,
+        desc=desc,
+        now=now,
+        stats=stats,
+        uncertainty_limit=uncertainty_limit,
+        assert_spans=assert_spans,
+        tscache=tscache,
+    )
+
+
+def _evaluate(
+    rw: ReadWriter,
+    ba: api_pb2.BatchRequest,
+    reqs: list[tuple[str, Any, Command]],
+    *,
+    desc: data_pb2.RangeDescriptor,
+    now: Timestamp,
+    stats: MVCCStats,
+    uncertainty_limit: Timestamp | None,
+    assert_spans: SpanSet | None,
+    tscache: TimestampCache | None,
+) -> tuple[api_pb2.BatchResponse, Result]:
     _check_sizes(reqs)
     for i, (_, req, _) in enumerate(reqs):
         try:
@@ -291,10 +357,9 @@ def evaluate_batch(
     header = ba.header
     txn: data_pb2.Transaction | None = None
     if header.HasField("txn"):
-        if any(c.is_write for _, _, c in reqs) and header.txn.status in (
-            data_pb2.COMMITTED,
-            data_pb2.ABORTED,
-        ):
+        if any(
+            c.is_write and not (n == "end_txn" and not r.commit) for n, r, c in reqs
+        ) and header.txn.status in (data_pb2.COMMITTED, data_pb2.ABORTED):
             raise TransactionStatusError(
                 f"cannot write in a {data_pb2.TransactionStatus.Name(header.txn.status)} "
                 "transaction",
@@ -338,10 +403,14 @@ def evaluate_batch(
             uncertainty_limit=uncertainty_limit,
             max_keys=max_keys if limited else 0,
             target_bytes=target_bytes if limited else 0,
+            tscache=tscache,
         )
         try:
             res = cmd.evaluate(cargs, req, resp)
         except CrdbError as e:
+            bumps = [*result.tscache_bumps, *getattr(e, "tscache_bumps", ())]
+            if bumps:
+                e.tscache_bumps = bumps  # type: ignore[attr-defined]
             raise _at(e, i) from None
         result.merge(res)
         if limited:
@@ -353,7 +422,136 @@ def evaluate_batch(
                 target_bytes -= h.num_bytes
                 exhausted = exhausted or target_bytes <= 0
             exhausted = exhausted or h.HasField("resume_span")
+    if txn is not None:
+        txn.meta.sequence = header.txn.meta.sequence
+        br.header.txn.CopyFrom(txn)
     return br, result
+
+
+# ---- one-phase commit ---------------------------------------------------------------
+
+
+def _covered(sp: data_pb2.Span, writes: list[tuple[bytes, bytes]]) -> bool:
+    """Whether lock span `sp` lies inside the keys/spans the batch writes."""
+    end = sp.end_key or keys.next_key(sp.key)
+    for k, e in writes:
+        if k <= sp.key and end <= (e or keys.next_key(k)):
+            return True
+    return False
+
+
+def one_phase_commit_eligible(
+    rw: ReadWriter, ba: api_pb2.BatchRequest, reqs: list[tuple[str, Any, Command]]
+) -> bool:
+    """Whether `ba` is a whole transaction that may commit without a record
+    (CockroachDB's `isOnePhaseCommit`): the txn's first epoch, an EndTxn
+    commit last with no in-flight writes, nothing but plain reads and writes
+    before it, every lock span written by this batch, the commit's timestamp
+    checks passing, and no record yet (a heartbeat or push created none)."""
+    h = ba.header
+    if not h.HasField("txn") or not reqs or reqs[-1][0] != "end_txn":
+        return False
+    et: api_pb2.EndTxnRequest = reqs[-1][1]
+    if not et.commit or et.in_flight_writes or (h.txn.meta.epoch != 0 and not et.require_1pc):
+        return False
+    if any(name not in ONE_PC_COMMANDS for name, _, _ in reqs[:-1]):
+        return False
+    wts, rts = ts_from_proto(h.txn.meta.write_timestamp), ts_from_proto(h.txn.read_timestamp)
+    if wts.is_empty():
+        wts = rts
+    if wts != rts:
+        return False
+    deadline = ts_from_proto(et.deadline)
+    if not deadline.is_empty() and deadline <= wts:
+        return False
+    writes = [(r.header.key, r.header.end_key) for _, r, c in reqs[:-1] if c.is_write]
+    if not writes or not all(_covered(sp, writes) for sp in et.lock_spans):
+        return False
+    return read_record(rw, h.txn.meta) is None
+
+
+def try_one_phase_commit(
+    rw: ReadWriter,
+    ba: api_pb2.BatchRequest,
+    reqs: list[tuple[str, Any, Command]],
+    *,
+    desc: data_pb2.RangeDescriptor,
+    now: Timestamp,
+    stats: MVCCStats,
+    uncertainty_limit: Timestamp | None = None,
+    assert_spans: SpanSet | None = None,
+    tscache: TimestampCache | None = None,
+) -> tuple[api_pb2.BatchResponse, Result] | None:
+    """Commit `ba` in one phase if it is eligible and its writes succeed as
+    plain committed writes at the txn's write timestamp; None = evaluate it
+    the normal way (a failed attempt leaves `rw` and `stats` untouched).
+
+    With ``require_1pc`` a batch that cannot commit in one phase raises
+    instead: `TransactionStatusError` when ineligible, the attempt's error
+    when its writes failed.
+    """
+    h = ba.header
+    require = bool(reqs) and reqs[-1][0] == "end_txn" and reqs[-1][1].require_1pc
+    if assert_spans is not None:
+        checked: ReadWriter = CheckedReadWriter(rw, assert_spans)
+    else:
+        checked = rw
+    if not one_phase_commit_eligible(checked, ba, reqs):
+        if require:
+            raise _at(
+                TransactionStatusError(
+                    "could not commit in one phase as requested",
+                    reason="require_1pc",
+                    txn=h.txn,
+                ),
+                len(reqs) - 1,
+            )
+        return None
+    inner = api_pb2.BatchRequest()
+    inner.header.CopyFrom(h)
+    inner.header.ClearField("txn")
+    wts = ts_from_proto(h.txn.meta.write_timestamp)
+    ts_to_proto(
+        wts if not wts.is_empty() else ts_from_proto(h.txn.read_timestamp), inner.header.timestamp
+    )
+    inner.requests.extend(ba.requests[:-1])
+    if uncertainty_limit is None and h.txn.HasField("global_uncertainty_limit"):
+        uncertainty_limit = ts_from_proto(h.txn.global_uncertainty_limit)
+    attempt = OverlayBatch(rw)
+    delta = MVCCStats()
+    try:
+        br_in, res = _evaluate(
+            attempt,
+            inner,
+            reqs[:-1],
+            desc=desc,
+            now=now,
+            stats=delta,
+            uncertainty_limit=uncertainty_limit,
+            assert_spans=assert_spans,
+            tscache=tscache,
+        )
+    except CrdbError:
+        if require:
+            raise
+        return None
+    for k, v in attempt.mutations():
+        if v is None:
+            rw.delete(k)
+        else:
+            rw.put(k, v)
+    stats.add(delta)
+    br = api_pb2.BatchResponse()
+    br.header.CopyFrom(h)
+    br.now.CopyFrom(br_in.now)
+    br.responses.extend(br_in.responses)
+    br.responses.add().end_txn.one_phase_commit = True
+    br.header.txn.status = data_pb2.COMMITTED
+    ts_to_proto(ts_from_proto(inner.header.timestamp), br.header.txn.meta.write_timestamp)
+    committed = data_pb2.Transaction()
+    committed.CopyFrom(br.header.txn)
+    res.updated_txn = committed
+    return br, res
 
 
 # ---- declared-span assertion -------------------------------------------------------

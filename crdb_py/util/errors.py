@@ -249,3 +249,43 @@ class AddressInUseError(CrdbError):
     """A server could not listen on its address (port taken or not local)."""
 
     sqlstate = "58000"  # system_error
+
+
+# ---- transactions, server side (M4) ----------------------------------------------
+
+
+class IndeterminateCommitError(KVError):
+    """A push met a STAGING transaction that may already be implicitly
+    committed: it can neither be pushed nor aborted. The pusher must run
+    transaction recovery on `staging_txn` (the record as found)."""
+
+    def __init__(self, staging_txn: Any, msg: str = "") -> None:
+        self.txn = staging_txn
+        super().__init__(
+            msg or "found a STAGING transaction record: its commit is indeterminate; "
+            "recover the transaction before pushing it"
+        )
+
+    @property
+    def staging_txn(self) -> Any:
+        return self.txn
+
+
+class RefreshFailedError(TransactionRetryError):
+    """A refresh found a write by another txn in (refresh_from, refresh_to]
+    on its span: the reads cannot move to the new timestamp, the txn must
+    restart. `key` is the conflicting key, `existing_timestamp` the write's
+    timestamp."""
+
+    def __init__(
+        self, key: bytes, existing_timestamp: Any, *, intent: bool = False, txn: Any = None
+    ) -> None:
+        self.key = key
+        self.existing_timestamp = existing_timestamp
+        what = "an intent" if intent else "a committed value"
+        super().__init__(
+            "RETRY_REFRESH_FAIL",
+            f"TransactionRetryError: retry txn (RETRY_REFRESH_FAIL): refresh found {what} on "
+            f"key {key!r} at {existing_timestamp}: restart transaction",
+            txn=txn,
+        )

@@ -184,6 +184,11 @@ def error_from_proto(pb: Any) -> errors.CrdbError:
         errors.TransactionPushError: {"pushee": txn},
         errors.TransactionStatusError: {"reason": pb.reason, "txn": txn},
         errors.IntentMissingError: {"key": pb.key},
+        errors.IndeterminateCommitError: {"txn": txn},
+        errors.RefreshFailedError: {
+            "key": pb.key,
+            "existing_timestamp": ts_from_proto(pb.existing_timestamp),
+        },
         errors.NotLeaseHolderError: {
             "range_id": pb.range.range_id,
             "leaseholder": _detached(pb.leaseholder) if _has(pb, "leaseholder") else None,

@@ -21,13 +21,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crdb_py.kvserver.spanset import SpanSet
 from crdb_py.pb import api_pb2, data_pb2
 from crdb_py.storage.engine import ReadWriter
 from crdb_py.storage.stats import MVCCStats
 from crdb_py.util.hlc import Timestamp
+
+if TYPE_CHECKING:
+    from crdb_py.kvserver.tscache import TimestampCache
 
 
 @dataclass(slots=True)
@@ -44,6 +47,9 @@ class CommandArgs:
     uncertainty_limit: Timestamp | None = None
     max_keys: int = 0  # remaining across the batch; 0 = unlimited
     target_bytes: int = 0
+    # the replica's timestamp cache, for reading only (`get_max`); updates go
+    # through `Result.tscache_bumps` so they happen only if the batch applies
+    tscache: TimestampCache | None = None
     # injected by the replica for commands that need more (e.g. the txn
     # record commands ask for the abort-span / tscache through these)
     extras: dict[str, Any] = field(default_factory=dict)
@@ -62,12 +68,19 @@ class Result:
     lease: data_pb2.Lease | None = None
     # local side effects after apply (txn record updates for waiters etc.)
     updated_txn: data_pb2.Transaction | None = None
+    # intents this batch resolved itself (the lock table releases them after apply)
+    resolved_locks: list[data_pb2.LockUpdate] = field(default_factory=list)
+    # (key, end_key or b"", ts): spans to record in the timestamp cache at ts
+    # with no txn id (QueryIntent's prevention), applied before latches drop
+    tscache_bumps: list[tuple[bytes, bytes, Timestamp]] = field(default_factory=list)
     num_keys: int = 0
     num_bytes: int = 0
 
     def merge(self, o: Result) -> None:
         self.encountered_intents.extend(o.encountered_intents)
         self.resolve_intents.extend(o.resolve_intents)
+        self.resolved_locks.extend(o.resolved_locks)
+        self.tscache_bumps.extend(o.tscache_bumps)
         if o.split is not None:
             self.split = o.split
         if o.lease is not None:
