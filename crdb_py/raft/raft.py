@@ -159,6 +159,7 @@ class Raft:
         "state",
         "term",
         "ticks",
+        "timeout_now_sent",
         "trk",
         "vote",
     )
@@ -186,6 +187,7 @@ class Raft:
         self.randomized_election_timeout = c.election_tick
         self.ticks = 0  # logical clock of the lease: ticks since start
         self.lease_acks: dict[int, int] = {}  # peer -> latest acked heartbeat send tick
+        self.timeout_now_sent = False
         hs, cs = storage.initial_state()
         self._set_conf_state(cs)
         if not hs.is_empty():
@@ -357,6 +359,7 @@ class Raft:
             trk.progress[id] = npr
         self.pending_conf_index = 0
         self.lease_acks = {}
+        self.timeout_now_sent = False
 
     def become_follower(self, term: int, lead: int) -> None:
         self.reset(term)
@@ -600,7 +603,7 @@ class Raft:
         while self.maybe_send_append(m.frm, send_if_empty=False):
             pass
         if m.frm == self.lead_transferee and pr.match == self.log.last_index():
-            self.send(Message(MT.TIMEOUT_NOW, to=m.frm))
+            self._send_timeout_now(m.frm)
 
     def _handle_transfer_leader(self, m: Message, pr: Progress) -> None:
         if pr.is_learner:
@@ -615,9 +618,16 @@ class Raft:
         self.election_elapsed = 0  # the transfer must finish within one election timeout
         self.lead_transferee = transferee
         if pr.match == self.log.last_index():
-            self.send(Message(MT.TIMEOUT_NOW, to=transferee))
+            self._send_timeout_now(transferee)
         else:
             self.maybe_send_append(transferee)
+
+    def _send_timeout_now(self, to: int) -> None:
+        # the transferee may campaign (forced, past followers' stickiness) at
+        # any later time, even after we abandon the transfer: no more lease
+        # in this term
+        self.timeout_now_sent = True
+        self.send(Message(MT.TIMEOUT_NOW, to=to))
 
     def abort_leader_transfer(self) -> None:
         self.lead_transferee = NONE
@@ -789,7 +799,7 @@ class Raft:
         """See RawNode.leader_lease_valid."""
         if self.state != StateType.LEADER or not self.check_quorum:
             return False
-        if self.lead_transferee != NONE:
+        if self.lead_transferee != NONE or self.timeout_now_sent:
             return False
         acks = dict(self.lease_acks)
         acks[self.id] = self.ticks

@@ -277,7 +277,9 @@ class RawNode:
         elect a newer leader before `s + election_tick - 1` (the `-1` absorbs
         tick phase between nodes), so no newer leader can have committed a write
         we would miss. Forced campaigns (leader transfer) bypass followers'
-        stickiness, hence no lease during a transfer.
+        stickiness, hence no lease during a transfer, nor for the rest of the
+        term once TIMEOUT_NOW was sent (a delayed forced campaign may still
+        succeed after the transfer was abandoned).
 
         Assumptions the M3 lease must turn into clock time: ticks advance at the
         same rate on all nodes (a tick is a duration on each node's clock; the

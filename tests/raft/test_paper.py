@@ -520,6 +520,39 @@ def test_figure8_old_term_entry_not_committed_by_counting() -> None:
     assert s1.log.committed == 3
 
 
+def test_election_safety_split_vote() -> None:
+    """§5.2 election safety: two candidates in the same term split the vote;
+    neither may become leader without a majority, and never both."""
+    rs = {i: new_raft(i, range(1, 6)) for i in range(1, 6)}
+    net = _RaftNet(rs)
+    rs[1].step(Message(MT.HUP, frm=1))
+    rs[2].step(Message(MT.HUP, frm=2))
+    # 3 hears from 1 first, 4 from 2 first, 5 hears nobody
+    msgs = read_msgs(rs[1]) + read_msgs(rs[2])
+    order = sorted((m for m in msgs if m.to in (3, 4)),
+                   key=lambda m: (m.to, 0 if (m.to, m.frm) in ((3, 1), (4, 2)) else 1))
+    for m in order:
+        rs[m.to].step(m)
+    net.deliver_all()
+    assert rs[1].term == rs[2].term == 1
+    leaders = [i for i, r in rs.items() if r.state == L]
+    assert leaders == []
+    assert rs[3].vote == 1 and rs[4].vote == 2
+
+
+def test_leader_append_only() -> None:
+    """§5.3 leader append-only: a leader never overwrites or deletes entries
+    in its own log — not even when handed a conflicting append for its term."""
+    r = new_raft(1)
+    become(r, L)
+    r.step(Message(MT.PROP, frm=1, entries=[Entry(0, 0, data=b"mine")]))
+    before = [(e.index, e.term, e.data) for e in r.log.all_entries()]
+    r.step(Message(MT.APP, frm=2, to=1, term=r.term, index=0, log_term=0,
+                   entries=[Entry(r.term, 1, data=b"theirs")], commit=1))
+    assert [(e.index, e.term, e.data) for e in r.log.all_entries()] == before
+    assert r.state == L
+
+
 # ---- §5.4: safety properties under random faults ----------------------------------
 
 

@@ -405,3 +405,21 @@ def test_new_node_joins_while_leader_log_uncompacted() -> None:
     nt.propose(1, b"x")
     assert nt.data_applied(4)[-1] == b"x"
     assert nt[4].status().conf_state == ConfState((1, 2, 3, 4))
+
+
+def test_no_lease_for_the_rest_of_the_term_after_timeout_now() -> None:
+    nt = Network(3, check_quorum=True, election_tick=5)
+    nt.campaign(1)
+    nt.ignore(MT.TIMEOUT_NOW)  # the transferee never (yet) gets it
+    nt[1].transfer_leader(2)
+    nt.stabilize()
+    for _ in range(5):
+        nt[1].tick()  # the transfer is abandoned after an election timeout
+    nt.stabilize()
+    assert nt[1].raft.lead_transferee == 0 and nt[1].is_leader
+    nt.tick_all(1)
+    assert not nt[1].leader_lease_valid()  # a delayed TIMEOUT_NOW may still arrive
+    nt2 = Network(3, check_quorum=True, election_tick=5)
+    nt2.campaign(1)
+    nt2.tick_all(1)
+    assert nt2[1].leader_lease_valid()  # the control
