@@ -99,6 +99,9 @@ class SimNode:
     engine: Any
     make_config: Callable[[int, int], Config]  # (node id, applied) -> Config
     make_sm: Callable[[], StateMachine] = HashChainStateMachine
+    raw_cls: type[RawNode] = RawNode
+    # With a real on-disk engine: crash closes it, restart reopens it.
+    reopen: Callable[[Any], Any] | None = None
     raw: RawNode | None = None
     storage: DurableStorage | None = None
     sm: StateMachine | None = None
@@ -114,10 +117,18 @@ class SimNode:
         snap = self.storage.snapshot() if self.storage.truncated_state().index else None
         if snap is not None and not snap.is_empty():
             self.sm.restore(snap.data)
-        self.raw = RawNode(self.make_config(self.id, self.sm.applied), self.storage)
+        self.raw = self.raw_cls(self.make_config(self.id, self.sm.applied), self.storage)
 
     def crash(self) -> None:
         self.raw = self.storage = self.sm = None
+        if self.reopen is not None:
+            self.engine.close()
+
+    def restart(self) -> None:
+        if self.reopen is not None:
+            self.engine = self.reopen(self.engine)
+        self.restarts += 1
+        self.start()
 
 
 @dataclass
@@ -137,6 +148,9 @@ class SimCluster:
     record_trace: bool = True
     node_factory: Callable[..., SimNode] = SimNode
     raw_node_cls: type[RawNode] = RawNode
+    # node id -> a fresh engine; and (node id, closed engine) -> reopened engine
+    engine_factory: Callable[[int], Any] | None = None
+    engine_reopen: Callable[[int, Any], Any] | None = None
     config_overrides: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -158,11 +172,32 @@ class SimCluster:
         self.nodes: dict[int, SimNode] = {}
         ids = list(range(1, self.n + 1))
         for i in ids:
-            node = self.node_factory(id=i, engine=MemEngine(), make_config=self._make_config)
+            node = self._new_node(i)
             boot = DurableStorage(node.engine, RANGE_ID)
             boot.set_conf_state(ConfState(voters=tuple(ids)))
             node.start()
             self.nodes[i] = node
+
+    def _new_node(self, node_id: int) -> SimNode:
+        engine = self.engine_factory(node_id) if self.engine_factory else MemEngine()
+        reopen = None
+        if self.engine_reopen is not None:
+            fn = self.engine_reopen
+            reopen = lambda old: fn(node_id, old)  # noqa: E731
+        return self.node_factory(
+            id=node_id,
+            engine=engine,
+            make_config=self._make_config,
+            raw_cls=self.raw_node_cls,
+            reopen=reopen,
+        )
+
+    def close(self) -> None:
+        """Close every engine (on-disk engines hold files/locks)."""
+        for node in self.nodes.values():
+            if node.raw is not None or node.reopen is None:
+                node.raw = node.storage = node.sm = None
+                node.engine.close()
 
     def _make_config(self, node_id: int, applied: int) -> Config:
         kw: dict[str, Any] = dict(
@@ -402,7 +437,7 @@ class SimCluster:
         to offer and sends that snapshot."""
         if node_id in self.nodes:
             raise ValueError(f"node {node_id} exists")
-        node = self.node_factory(id=node_id, engine=MemEngine(), make_config=self._make_config)
+        node = self._new_node(node_id)
         node.start()
         self.nodes[node_id] = node
         assert node.sm is not None
@@ -476,8 +511,7 @@ class SimCluster:
         node = self.nodes[i]
         if node.raw is not None:
             return
-        node.restarts += 1
-        node.start()
+        node.restart()
         self.net.set_down(i, False)
         assert node.sm is not None
         for c in self.checkers or ():

@@ -88,8 +88,13 @@ class NetFaults:
 
     @property
     def idle(self) -> bool:
-        return not (self.drop or self.duplicate or self.raft_delay_max
-                    or self.rpc_delay_max or self.rpc_response_drop)
+        return not (
+            self.drop
+            or self.duplicate
+            or self.raft_delay_max
+            or self.rpc_delay_max
+            or self.rpc_response_drop
+        )
 
 
 class SimNetwork:
@@ -170,23 +175,29 @@ class SimTransport:
         deadline = None if timeout is None else loop.time() + timeout
         if net.links.is_blocked(src, node_id):
             raise NodeUnavailableError(
-                node_id, f"node n{node_id} is unreachable: link n{src}->n{node_id} is "
-                "partitioned (simulated; request was not delivered)")
+                node_id,
+                f"node n{node_id} is unreachable: link n{src}->n{node_id} is "
+                "partitioned (simulated; request was not delivered)",
+            )
         await asyncio.sleep(net._delay(src, node_id, f.rpc_delay_max))
         if net.links.is_blocked(src, node_id):
             raise NodeUnavailableError(
-                node_id, f"node n{node_id} is unreachable: link n{src}->n{node_id} was "
-                "partitioned in flight (simulated; request was not delivered)")
+                node_id,
+                f"node n{node_id} is unreachable: link n{src}->n{node_id} was "
+                "partitioned in flight (simulated; request was not delivered)",
+            )
         remaining = None if deadline is None else max(0.0, deadline - loop.time())
         resp = await self.inner.send_batch(node_id, req, remaining)
         lost = f.rpc_response_drop and net.rng.random() < f.rpc_response_drop
         await asyncio.sleep(net._delay(node_id, src, f.rpc_delay_max))
         if lost or net.links.is_blocked(node_id, src):
-            raise delivery_failure(node_id, req, maybe_delivered=True,
-                                   detail="response lost (simulated network fault)")
+            raise delivery_failure(
+                node_id, req, maybe_delivered=True, detail="response lost (simulated network fault)"
+            )
         if deadline is not None and loop.time() > deadline:
-            raise delivery_failure(node_id, req, maybe_delivered=True,
-                                   detail="deadline exceeded (simulated delay)")
+            raise delivery_failure(
+                node_id, req, maybe_delivered=True, detail="deadline exceeded (simulated delay)"
+            )
         return resp
 
     async def admin_status(self, node_id: int) -> services_pb2.NodeStatusResponse:
@@ -311,8 +322,12 @@ class KVSim:
         for i in self.live():
             for r in self.cluster.nodes[i].store.replicas.values():
                 d = r.desc
-                if d is not None and not r.destroyed and d.start_key <= a < d.end_key and (
-                        best is None or d.generation > best.generation):
+                if (
+                    d is not None
+                    and not r.destroyed
+                    and d.start_key <= a < d.end_key
+                    and (best is None or d.generation > best.generation)
+                ):
                     best = d
         return best.range_id if best is not None else None
 
@@ -320,7 +335,9 @@ class KVSim:
         rid = self.range_of(key)
         return self.cluster.leaseholder(rid) if rid is not None else None
 
-    async def wait_for(self, cond: Callable[[], bool], timeout: float = 30.0, step: float = 0.05) -> None:
+    async def wait_for(
+        self, cond: Callable[[], bool], timeout: float = 30.0, step: float = 0.05
+    ) -> None:
         deadline = self.loop.time() + timeout
         while not cond():
             if self.loop.time() > deadline:
@@ -343,8 +360,9 @@ async def retry(fn: Callable[[], Awaitable[R]], *, attempts: int = 50, backoff: 
 class RegisterClient:
     """A Jepsen-style register client: one process id, one op at a time."""
 
-    def __init__(self, sim: KVSim, history: History, process: int, *,
-                 op_timeout: float = 15.0) -> None:
+    def __init__(
+        self, sim: KVSim, history: History, process: int, *, op_timeout: float = 15.0
+    ) -> None:
         self.sim = sim
         self.history = history
         self.process = process
@@ -354,8 +372,9 @@ class RegisterClient:
         live = self.sim.live()
         return self.sim.db(rng.choice(live)) if live else None
 
-    async def _do(self, f: str, key: bytes, value: Any, fn: Callable[[DB], Awaitable[Any]],
-                  rng: random.Random) -> None:
+    async def _do(
+        self, f: str, key: bytes, value: Any, fn: Callable[[DB], Awaitable[Any]], rng: random.Random
+    ) -> None:
         h, p = self.history, self.process
         h.invoke(p, f, key, value)  # type: ignore[arg-type]
         db = self._gateway(rng)
@@ -465,7 +484,9 @@ async def nemesis(
             live = sim.live()
             target = rng.choice(live)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(sim.db(rng.choice(live)).admin_transfer_lease(key, target), 5)
+                await asyncio.wait_for(
+                    sim.db(rng.choice(live)).admin_transfer_lease(key, target), 5
+                )
                 done.append((loop.time(), f"transfer {key!r} -> n{target}"))
         elif act == "crash":
             assert victim is not None

@@ -195,3 +195,42 @@ def test_membership_change_learner_promote_remove_and_restart() -> None:
     c.run(40)
     assert c._applied(4, b"after")
     c.check_logs()
+
+
+def test_cluster_on_rocksdb_crash_closes_and_restart_reopens(tmp_path) -> None:
+    from crdb_py.storage.rocks import RocksEngine
+
+    def path(i: int) -> str:
+        return str(tmp_path / f"n{i}")
+
+    c = SimCluster(
+        3,
+        seed=12,
+        compact_every=5,
+        faults=FaultConfig(drop=0.05, max_delay=3),
+        engine_factory=lambda i: RocksEngine(path(i)),
+        engine_reopen=lambda i, old: RocksEngine(path(i)),
+    )
+    try:
+        elect_any(c)
+        for i in range(20):
+            c.propose(b"r%d" % i)
+            c.run(2)
+        victim = next(i for i in c.nodes if i != c.leader())
+        before = c.nodes[victim].storage.hard_state()  # type: ignore[union-attr]
+        old_engine = c.nodes[victim].engine
+        c.crash(victim)
+        for i in range(20, 40):
+            c.propose(b"r%d" % i)
+            c.run(2)
+        c.restart(victim)
+        assert c.nodes[victim].engine is not old_engine  # really reopened from disk
+        after = c.nodes[victim].storage.hard_state()  # type: ignore[union-attr]
+        assert (after.term, after.vote) == (before.term, before.vote)
+        assert after.commit >= before.commit
+        c.heal()
+        c.check_liveness()
+        assert all(c._applied(i, b"r39") or b"r39" not in c.applied_at for i in c.nodes)
+        c.check_logs()
+    finally:
+        c.close()

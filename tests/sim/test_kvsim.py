@@ -58,6 +58,7 @@ async def crash_durability(loop: vloop.VirtualEventLoop) -> tuple[int, int]:
     acked: set[bytes] = set()
     ambiguous: set[bytes] = set()
     try:
+
         async def writer(w: int) -> None:
             for i in range(30):
                 k = b"w%d-%03d" % (w, i)
@@ -157,6 +158,7 @@ async def split_under_writes(loop: vloop.VirtualEventLoop) -> int:
     acked: set[bytes] = set()
     ambiguous: set[bytes] = set()
     try:
+
         async def writer(w: int) -> None:
             for i in range(40):
                 k = b"s-%03d-%d" % (rng.randrange(1000), w * 1000 + i)
@@ -258,11 +260,25 @@ def register_scenario(*, clients=5, ops=60, partition=True, faults=FAULTS):
             await retry(lambda: sim.db().admin_split(b"reg-b"))  # two ranges
             h = History(clock=loop.time)
             stop = asyncio.Event()
-            nem = asyncio.create_task(nemesis(
-                sim, loop.fork_rng("nemesis"), stop, keys=keys, partition=partition,
-                interval=(0.2, 0.8)))
-            await register_workload(sim, h, keys=keys, clients=clients, ops_per_client=ops,
-                                    rng=loop.fork_rng("workload"), think_max=0.2)
+            nem = asyncio.create_task(
+                nemesis(
+                    sim,
+                    loop.fork_rng("nemesis"),
+                    stop,
+                    keys=keys,
+                    partition=partition,
+                    interval=(0.2, 0.8),
+                )
+            )
+            await register_workload(
+                sim,
+                h,
+                keys=keys,
+                clients=clients,
+                ops_per_client=ops,
+                rng=loop.fork_rng("workload"),
+                think_max=0.2,
+            )
             stop.set()
             actions = await nem
             return h, actions
