@@ -58,9 +58,7 @@ proposals: kvserver proposes at the leader), async storage writes.
 
 from __future__ import annotations
 
-from dataclasses import KW_ONLY, dataclass
-from typing import Protocol
-
+from crdb_py.raft.config import Config, Rng
 from crdb_py.raft.errors import (
     CompactedError,
     ProposalDroppedError,
@@ -84,7 +82,7 @@ from crdb_py.raft.types import (
     SoftState,
     StateType,
 )
-from crdb_py.util.errors import InternalError, InvalidArgumentError
+from crdb_py.util.errors import InternalError
 
 MT = MessageType
 
@@ -102,36 +100,7 @@ RESPONSE_MSGS = frozenset(
 _VOTE_MSGS = frozenset({MT.VOTE, MT.VOTE_RESP, MT.PRE_VOTE, MT.PRE_VOTE_RESP})
 _VOTE_RESP = {MT.VOTE: MT.VOTE_RESP, MT.PRE_VOTE: MT.PRE_VOTE_RESP}
 
-
-class Rng(Protocol):
-    """The randomness the core needs (a seeded `random.Random` fits)."""
-
-    def randrange(self, start: int, stop: int) -> int: ...
-
-
-@dataclass
-class Config:
-    id: int
-    _: KW_ONLY
-    rng: Rng  # injected, seeded: the only source of randomness
-    election_tick: int = 10
-    heartbeat_tick: int = 1
-    applied: int = 0  # last applied index on restart
-    max_size_per_msg: int = 1 << 20
-    max_inflight_msgs: int = 256
-    check_quorum: bool = True
-    pre_vote: bool = True
-    max_committed_size_per_ready: int = 1 << 24
-
-    def validate(self) -> None:
-        if self.id == NONE:
-            raise InvalidArgumentError("raft: cannot use 0 as id")
-        if self.heartbeat_tick <= 0:
-            raise InvalidArgumentError("raft: heartbeat tick must be greater than 0")
-        if self.election_tick <= self.heartbeat_tick:
-            raise InvalidArgumentError("raft: election tick must be greater than heartbeat tick")
-        if self.max_inflight_msgs <= 0:
-            raise InvalidArgumentError("raft: max inflight messages must be greater than 0")
+__all__ = ["CAMPAIGN_ELECTION", "CAMPAIGN_PRE_ELECTION", "CAMPAIGN_TRANSFER", "Config", "Raft", "Rng"]
 
 
 def lease_ctx(tick: int) -> bytes:
