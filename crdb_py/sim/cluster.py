@@ -396,17 +396,7 @@ class SimCluster:
         for p in batch:
             self.proposed.setdefault(p, self.steps)
         try:
-            propose_batch = getattr(raw, "propose_batch", None)
-            if propose_batch is not None:
-                propose_batch(batch)
-            else:  # the core takes a PROP message with many entries
-                raw.raft.step(
-                    Message(
-                        MessageType.PROP,
-                        frm=raw.id,
-                        entries=[Entry(term=0, index=0, data=p) for p in batch],
-                    )
-                )
+            raw.propose_batch(batch)
         except ProposalDroppedError:
             return 0
         self._drain(nd)
