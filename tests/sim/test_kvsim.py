@@ -343,3 +343,35 @@ def test_checker_catches_stale_reads_from_a_broken_server(monkeypatch):
     assert res.status == "illegal", "a server serving stale reads went unnoticed"
     bad = res.bad_keys[0]
     assert bad.blocked is not None
+
+
+# ---- bugs found by the simulator ------------------------------------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="kvserver bug: Replica._set_lease fails, with NotLeaseHolderError, proposals that "
+    "already applied earlier in the same apply batch (their success is still queued in `post`); "
+    "DistSender then retries the write on the new leaseholder and it applies twice",
+)
+def test_write_applied_in_the_same_batch_as_a_lease_transfer_applies_once():
+    async def scenario(loop: vloop.VirtualEventLoop):
+        sim = KVSim(loop, 3)
+        await sim.start()
+        try:
+            key = b"counter"
+            await retry(lambda: sim.db().put(b"warm", b"x"))
+            lh = sim.leaseholder(key)
+            target = next(i for i in sim.live() if i != lh)
+            db = sim.db(lh)
+            await db.get(key)
+            # the increment and the transfer commit in one raft round
+            inc = asyncio.create_task(db.inc(key, 1))
+            transfer = asyncio.create_task(db.admin_transfer_lease(key, target))
+            new_value, _ = await asyncio.gather(inc, transfer)
+            return new_value, await retry(lambda: db.inc(key, 0))
+        finally:
+            await sim.close()
+
+    new_value, final = run(scenario, 0)
+    assert (new_value, final) == (1, 1)  # one increment of 1, applied once
