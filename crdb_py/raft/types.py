@@ -135,6 +135,10 @@ class Ready:
        state they depend on, so sending after persisting is always safe);
     3. apply `committed_entries` to the state machine (in order);
     4. call `advance(ready)`.
+
+    Readies are persisted and advanced in the order they were handed out.
+    `must_sync` says whether step 1 must be synced (new entries, term or
+    vote); a commit-index-only change may be written lazily.
     """
 
     soft_state: SoftState | None = None
