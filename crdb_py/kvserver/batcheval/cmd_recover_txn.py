@@ -46,6 +46,7 @@ from crdb_py.kvserver.batcheval.command import Command, CommandArgs, Result, reg
 from crdb_py.kvserver.spanset import SpanSet
 from crdb_py.pb import api_pb2, data_pb2
 from crdb_py.util.errors import InternalError, InvalidArgumentError
+from crdb_py.util.hlc import ts_from_proto
 
 
 def declare_keys(
@@ -82,12 +83,12 @@ def evaluate(
     txn = tr.record_to_txn(rec)
     resp.recovered_txn.CopyFrom(txn)
     same = tr.same_attempt(rec.meta, req.txn)
-    if not same and (
-        rec.meta.epoch < req.txn.epoch
-        or (rec.meta.epoch == req.txn.epoch and tr.write_ts(rec) < tr.write_ts(req))
+    req_ts = ts_from_proto(req.txn.write_timestamp)
+    if rec.meta.epoch < req.txn.epoch or (
+        rec.meta.epoch == req.txn.epoch and tr.write_ts(rec) < req_ts
     ):
         raise InvalidArgumentError(
-            f"RecoverTxn for epoch {req.txn.epoch} at {tr.write_ts(req)} but the record is "
+            f"RecoverTxn for epoch {req.txn.epoch} at {req_ts} but the record is "
             f"older (epoch {rec.meta.epoch} at {tr.write_ts(rec)})"
         )
     if tr.is_final(rec.status):
