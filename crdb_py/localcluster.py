@@ -5,8 +5,9 @@ its own store directory under the cluster directory and a free loopback
 port; its output goes to ``<dir>/n<i>.log``. The cluster is a context
 manager that never leaks: `close()` (also run on exceptions and at
 interpreter exit) terminates every node process and removes the directory
-unless ``keep=True``. Node processes spawned from the main thread also get
-``PR_SET_PDEATHSIG`` so they die with the test process even if it is killed.
+unless ``keep=True``. Node processes spawned from the main thread also ask
+for ``PR_SET_PDEATHSIG`` so they die with the test process even if it is
+killed (``CRDB_PY_DIE_WITH_PARENT``, honoured by `crdb-py start`).
 
     with LocalCluster(nodes=3) as c:
         kv = c.kv()
@@ -35,7 +36,6 @@ import contextlib
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -50,6 +50,8 @@ from typing import Any, TypeVar
 from crdb_py.pb import data_pb2, services_pb2
 
 T = TypeVar("T")
+
+DIE_WITH_PARENT_ENV = "CRDB_PY_DIE_WITH_PARENT"
 
 _LIVE_CLUSTERS: weakref.WeakSet[LocalCluster] = weakref.WeakSet()
 
@@ -68,16 +70,6 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
-
-
-def _pdeathsig() -> None:  # runs in the child between fork and exec
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
 
 
 class ClusterError(RuntimeError):
@@ -249,7 +241,11 @@ class LocalCluster:
         ]
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        main_thread = threading.current_thread() is threading.main_thread()
+        if threading.current_thread() is threading.main_thread():
+            # The node sets PR_SET_PDEATHSIG itself (see cli.main): no
+            # preexec_fn, which is unsafe to run in a child forked from a
+            # process with live gRPC threads.
+            env[DIE_WITH_PARENT_ENV] = str(os.getpid())
         with open(n.log_path, "ab") as log:
             log.write(f"---- start #{n.restarts}: {' '.join(cmd)}\n".encode())
             log.flush()
@@ -260,7 +256,6 @@ class LocalCluster:
                 stderr=subprocess.STDOUT,
                 env=env,
                 start_new_session=True,
-                preexec_fn=_pdeathsig if main_thread and sys.platform == "linux" else None,
             )
 
     async def _init_when_listening(self, deadline: float) -> None:
@@ -528,33 +523,48 @@ class _ClientNodeSender:
         return await self.transport.send_batch(node_id, ba)
 
 
-class _ClusterFirstRange:
-    def __init__(self, cluster: LocalCluster) -> None:
-        self._c = cluster
+class _StaticNodes:
+    """FirstRangeProvider over a fixed set of nodes (see synthetic_first_range)."""
+
+    def __init__(self, nodes: dict[int, str]) -> None:
+        self.nodes = nodes
 
     async def first_range(self) -> data_pb2.RangeDescriptor:
         from crdb_py.server.node import synthetic_first_range
 
-        nodes = [
-            data_pb2.NodeDescriptor(node_id=n.node_id, address=n.address)
-            for n in self._c._nodes
-            if n.node_id
-        ]
-        return synthetic_first_range(nodes)
+        return synthetic_first_range(
+            [data_pb2.NodeDescriptor(node_id=i, address=a) for i, a in self.nodes.items()]
+        )
 
 
 async def _make_sync_kv(cluster: LocalCluster) -> SyncKV:
+    assert cluster._loop is not None
+    return await _open_kv(
+        {n.node_id: n.address for n in cluster._nodes if n.node_id}, cluster._loop
+    )
+
+
+async def _open_kv(nodes: dict[int, str], loop: asyncio.AbstractEventLoop) -> SyncKV:
     from crdb_py.kvclient.db import DB
     from crdb_py.kvclient.dist_sender import DistSender
     from crdb_py.rpc.grpc_transport import GrpcTransport
 
     transport = GrpcTransport(0, None, None)
-    for n in cluster._nodes:
-        if n.node_id:
-            transport.set_node_address(n.node_id, n.address)
-    ds = DistSender(_ClientNodeSender(transport), _ClusterFirstRange(cluster))
-    assert cluster._loop is not None
-    return SyncKV(DB(ds), cluster._loop, transport)
+    for node_id, address in nodes.items():
+        transport.set_node_address(node_id, address)
+    ds = DistSender(_ClientNodeSender(transport), _StaticNodes(nodes))
+    return SyncKV(DB(ds), loop, transport)
+
+
+def open_kv(nodes: dict[int, str]) -> SyncKV:
+    """A blocking KV client for a running cluster, given node id -> address
+    of its nodes (any subset holding range 1's replicas). Call `close()`."""
+    loop = asyncio.new_event_loop()
+    t = threading.Thread(target=loop.run_forever, name="crdb-py-kv", daemon=True)
+    t.start()
+    kv = asyncio.run_coroutine_threadsafe(_open_kv(dict(nodes), loop), loop).result(30)
+    kv._own_thread = t
+    return kv
 
 
 class SyncKV:
@@ -564,6 +574,7 @@ class SyncKV:
         self.db = db
         self._loop = loop
         self._transport = transport
+        self._own_thread: threading.Thread | None = None
         self.timeout = 30.0
 
     def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
@@ -604,3 +615,14 @@ class SyncKV:
     async def _aclose(self) -> None:
         if self._transport is not None:
             await self._transport.close()
+            self._transport = None
+
+    def close(self) -> None:
+        """Close a client made by `open_kv` (LocalCluster closes its own)."""
+        if self._own_thread is None:
+            return
+        asyncio.run_coroutine_threadsafe(self._aclose(), self._loop).result(10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._own_thread.join(5)
+        self._loop.close()
+        self._own_thread = None

@@ -129,8 +129,26 @@ def _write_file(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _die_with_parent() -> None:
+    """Honour CRDB_PY_DIE_WITH_PARENT=<pid> (set by LocalCluster): SIGKILL
+    this process when that parent dies (Linux PR_SET_PDEATHSIG)."""
+    want = os.environ.get("CRDB_PY_DIE_WITH_PARENT")
+    if not want or not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if str(os.getppid()) != want:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 async def _start(args: argparse.Namespace) -> int:
     from crdb_py.server.node import Node
+
+    _die_with_parent()
 
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper(), logging.WARNING),

@@ -7,6 +7,12 @@ under the store-local prefix ``b"\\x00s"``::
 
     b"\\x00sident"  ->  msgpack {"v": 1, "cluster_id": str, "node_id": int, "store_id": int}
 
+Next to it, the node keeps the last known address of every peer (a cache
+of the `NodeDescriptor`s in KV, used to find the cluster again after a
+restart, before KV is reachable)::
+
+    b"\\x00speer/" + node_id(4 bytes big endian)  ->  NodeDescriptor (pb)
+
 It is the first thing a restarting node reads: with an identity the node
 starts its store straight away (no join); without one it waits to be
 bootstrapped or admitted. The key lives outside every range's key space
@@ -25,6 +31,7 @@ from crdb_py.util.errors import StorageError
 
 STORE_LOCAL_PREFIX = b"\x00s"
 STORE_IDENT_KEY = STORE_LOCAL_PREFIX + b"ident"
+STORE_PEER_PREFIX = STORE_LOCAL_PREFIX + b"peer/"
 _VERSION = 1
 
 
@@ -81,3 +88,18 @@ def has_range_data(engine: Engine) -> bool:
     for _ in engine.iter_range(b"\x01", None):
         return True
     return False
+
+
+def store_peer_key(node_id: int) -> bytes:
+    return STORE_PEER_PREFIX + node_id.to_bytes(4, "big")
+
+
+def save_peer(engine: Engine, node_id: int, desc_bytes: bytes) -> None:
+    """Remember a peer's descriptor (not synced: a lost update is relearnt)."""
+    engine.put(store_peer_key(node_id), desc_bytes)
+
+
+def load_peers(engine: Engine) -> list[bytes]:
+    """Serialized NodeDescriptors saved by `save_peer`, by node id."""
+    end = STORE_LOCAL_PREFIX + b"peer0"  # b"/" + 1
+    return [v for _, v in engine.iter_range(STORE_PEER_PREFIX, end)]

@@ -52,7 +52,14 @@ from typing import Any
 from crdb_py import __version__
 from crdb_py.pb import api_pb2, data_pb2, raft_pb2, services_pb2
 from crdb_py.server.admin import AdminClient
-from crdb_py.server.ident import StoreIdent, has_range_data, read_ident, write_ident
+from crdb_py.server.ident import (
+    StoreIdent,
+    has_range_data,
+    load_peers,
+    read_ident,
+    save_peer,
+    write_ident,
+)
 from crdb_py.server.registry import (
     NODE_DESC_PREFIX,
     NODE_ID_GEN_KEY,
@@ -304,6 +311,12 @@ class Node:
             probe_timeout=max(0.5, self.config.probe_interval * 2),
             liveness_timeout=self.config.liveness_timeout,
         )
+        for raw in load_peers(self.engine):
+            self.registry.add(data_pb2.NodeDescriptor.FromString(raw))
+        engine = self.engine
+        self.registry.on_learn = lambda d: save_peer(engine, d.node_id, d.SerializeToString())
+        if self.config.join:
+            self._spawn(self._learn_from_join_addresses(), "learn-peers")
         # The KV client exists before the store: the store sends its own
         # cluster-wide writes (meta updates, range ids) through it.
         self.db = self._db_factory(self)
@@ -313,6 +326,31 @@ class Node:
         self.registry.scan_descriptors = self._scan_descriptors
         self._spawn(self.registry.run(), "liveness")
         self._initialized.set()
+
+    async def _learn_from_join_addresses(self) -> None:
+        """Ask the --join addresses who is in the cluster (their Admin.Status)
+        until one answers: how a fully restarted cluster finds itself."""
+        admin = AdminClient()
+        delay = 0.1
+        try:
+            for _ in range(60):
+                for addr in self.config.join:
+                    if addr == self.address:
+                        continue
+                    try:
+                        resp = await admin.status(addr, timeout=2.0)
+                    except Exception as exc:  # down or not ready: try the others
+                        log.debug("peer discovery via %s: %s", addr, exc)
+                        continue
+                    assert self.registry is not None
+                    for st in resp.nodes:
+                        if st.desc.node_id > 0:
+                            self.registry.add(st.desc)
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+        finally:
+            await admin.close()
 
     # ---- bootstrap ----------------------------------------------------------------------
 

@@ -8,6 +8,12 @@ to the transport (`set_node_address`) the moment it learns it; an unknown
 node id (e.g. raft traffic from a node that joined a moment ago) is looked
 up in KV on demand, and the whole set is rescanned periodically.
 
+Bootstrapping addresses. KV needs raft, raft needs addresses: a cluster
+whose nodes all restarted cannot read the descriptors from KV until they
+reach each other. So every descriptor the registry learns is also kept in
+the node's own engine (`ident.store_peer_key`) and loaded at start, and the
+node asks its --join addresses for their view (`Admin.Status`) as well.
+
 Liveness, kept deliberately simple: every `probe_interval` the registry
 calls `Admin.Status` on every known node (with a short deadline). A node is
 *live* if such a probe succeeded within the last `liveness_timeout` seconds;
@@ -67,6 +73,9 @@ class NodeRegistry:
         self._last_ok: dict[int, float] = {}
         self._last_status: dict[int, services_pb2.NodeStatus] = {}
         self.fetch_descriptor: DescriptorFetcher | None = None
+        # Called with every new or changed descriptor (the node persists them
+        # locally so a restarted cluster can find its peers without KV).
+        self.on_learn: Callable[[data_pb2.NodeDescriptor], None] | None = None
         self.scan_descriptors: DescriptorScanner | None = None
         self._inflight_lookups: dict[int, asyncio.Future[str | None]] = {}
         self.stopped = False
@@ -85,6 +94,8 @@ class NodeRegistry:
         self._descs[desc.node_id] = d
         if desc.node_id != self.self_desc.node_id:
             self._transport.set_node_address(desc.node_id, desc.address)  # type: ignore[attr-defined]
+        if self.on_learn is not None:
+            self.on_learn(d)
 
     def descriptors(self) -> list[data_pb2.NodeDescriptor]:
         return [self._descs[i] for i in sorted(self._descs)]
