@@ -1,0 +1,426 @@
+"""The lock table: per-key lock holders and FIFO wait queues on one range.
+
+What it holds
+-------------
+Intents are locks that live in storage; the lock table is the leaseholder's
+*in-memory index of the contended ones*. A lock enters the table when a
+request discovers it (evaluation raised `WriteIntentError`: the replica hands
+the intents to `add_discovered_lock`) or when the replica reports that a txn
+wrote an intent on a key others already queue for (`acquire_lock`; an
+uncontended intent is not remembered). A lock leaves when it is resolved
+(`update_locks`, after a ResolveIntent / EndTxn applied) and nobody queues on
+it. The table can therefore be incomplete (an intent nobody met yet) but
+never wrong in a way that matters: a forgotten intent is rediscovered by
+evaluation, a stale one is pushed, found finalized, resolved (a no-op) and
+released.
+
+Conflicts (request of txn T with a lock-table span vs. a lock on key k)
+-----------------------------------------------------------------------
+A request declares *lock spans*: READ_ONLY spans at a conflict timestamp C
+(its read timestamp forwarded to its uncertainty limit) and READ_WRITE spans.
+
+    lock held by T itself              no conflict (a txn never waits on itself)
+    lock held by H != T at ts L        read at C: conflict iff L <= C
+                                       write:     always
+    lock not held, reserved by req R   read: never (reservations do not block reads)
+                                       write of T: none if R is of T, or if this
+                                         request is older (lower seq: it takes
+                                         the reservation over); else wait behind R
+    lock not held, not reserved        a write takes the reservation
+
+Non-transactional requests have no txn id: they conflict like a txn that
+holds nothing.
+
+Fairness: reservations (as in CockroachDB's lock_table.go)
+----------------------------------------------------------
+Every request gets a sequence number when it is first sequenced and keeps it
+across re-sequencing. Writers wait in a lock's queue ordered by that number;
+readers wait in an unordered set. When the holder releases the lock, all
+waiting readers are woken and the *first* queued writer (only) gets the
+lock's **reservation** and is woken: it re-sequences while the later writers
+keep waiting behind the reservation (they do not push it: a reservation
+holder is an active request, not an idle txn). When the reserving request
+finishes, the reservation passes to the next writer; if it wrote an intent,
+that intent is either reported (`acquire_lock`: the lock becomes held by its
+txn, later writers now wait on — and push — that txn) or rediscovered by the
+next writer's evaluation. So a hot key wakes each queued writer about once
+per holder, not every queued writer at every release, and nobody overtakes
+an earlier writer. A request with a lower sequence number that reaches a
+reserved lock takes the reservation over (it arrived first).
+
+Signalling
+----------
+Each waiting guard has one future (made on demand); a state change of the
+lock it waits on — released, re-held, pushed above a reader — resolves it
+and counts a wake-up. Nothing polls. The table itself is synchronous: only
+the waiter (`lock_table_waiter.py`) awaits. One instance per replica, on the
+node's event loop; no internal locking.
+
+Rejected: waking every waiter at every release (a thundering herd that
+re-evaluates n requests per release on a hot key); remembering every
+intent written (memory for the uncontended common case — CockroachDB also
+only tracks contended replicated locks). Design: docs/design/concurrency.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from bisect import insort
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from sortedcontainers import SortedDict
+
+from crdb_py.kvserver.spanset import Span, SpanAccess, SpanSet
+from crdb_py.pb import data_pb2
+from crdb_py.util.errors import InternalError
+from crdb_py.util.hlc import Timestamp, ts_from_proto
+
+FINAL_STATUSES = (data_pb2.COMMITTED, data_pb2.ABORTED)
+
+
+@dataclass(frozen=True, slots=True)
+class WaitState:
+    """What a waiting guard waits for: the lock on `key`, held by `holder`
+    (a txn to push) or only reserved by another request (`holder` None: just
+    wait). `access`/`conflict_ts` say how the guard's span met the lock."""
+
+    key: bytes
+    holder: data_pb2.TxnMeta | None
+    lock_ts: Timestamp
+    access: SpanAccess
+    conflict_ts: Timestamp
+
+    @property
+    def held(self) -> bool:
+        return self.holder is not None
+
+
+class LockTableGuard:
+    """A request's place in the lock table; it lives from the request's first
+    sequencing until it finishes, across re-sequencing (it keeps its `seq`)."""
+
+    __slots__ = (
+        "_fut",
+        "_waiting_on",
+        "_waiting_write",
+        "lock_spans",
+        "reserved",
+        "seq",
+        "txn_id",
+        "wait_state",
+        "wakeups",
+    )
+
+    def __init__(self, seq: int, txn_id: bytes | None, lock_spans: SpanSet) -> None:
+        self.seq = seq
+        self.txn_id = txn_id
+        self.lock_spans = lock_spans
+        self.reserved: dict[bytes, _Lock] = {}  # locks this request reserves
+        self.wait_state: WaitState | None = None  # set while enqueued on a lock
+        self.wakeups = 0
+        self._waiting_on: _Lock | None = None
+        self._waiting_write = False
+        self._fut: asyncio.Future[None] | None = None
+
+    @property
+    def waiting(self) -> bool:
+        return self._waiting_on is not None
+
+    def has_writes(self) -> bool:
+        return any(ds.access is SpanAccess.READ_WRITE for ds in self.lock_spans)
+
+    def changed(self) -> asyncio.Future[None]:
+        """A future resolved at the next change of this guard's wait state.
+        One per guard at a time: only the request's own waiter awaits it."""
+        if self._fut is None or self._fut.done():
+            self._fut = asyncio.get_running_loop().create_future()
+        return self._fut
+
+    def _notify(self) -> None:
+        self.wakeups += 1
+        fut, self._fut = self._fut, None
+        if fut is not None and not fut.done():
+            fut.set_result(None)
+
+    def __repr__(self) -> str:
+        return f"LockTableGuard(seq={self.seq}, waiting={self.wait_state})"
+
+
+class _Lock:
+    """The table's entry for one key."""
+
+    __slots__ = ("holder", "key", "readers", "reservation", "ts", "writers")
+
+    def __init__(self, key: bytes) -> None:
+        self.key = key
+        self.holder: data_pb2.TxnMeta | None = None
+        self.ts = Timestamp()
+        self.reservation: LockTableGuard | None = None
+        self.writers: list[tuple[int, LockTableGuard]] = []  # by seq
+        self.readers: dict[LockTableGuard, Timestamp] = {}  # guard -> conflict ts
+
+    def empty(self) -> bool:
+        return (
+            self.holder is None
+            and self.reservation is None
+            and not self.writers
+            and not self.readers
+        )
+
+    def waiters(self) -> list[LockTableGuard]:
+        return [*self.readers, *(g for _, g in self.writers)]
+
+
+class LockTable:
+    """Locks by key with wait queues. See the module docstring.
+
+    >>> lt = LockTable()
+    >>> holder = data_pb2.TxnMeta(id=b"h", write_timestamp=data_pb2.Timestamp(wall_time=5))
+    >>> ss = SpanSet(); ss.add(SpanAccess.READ_WRITE, b"k")
+    >>> g = lt.new_guard(b"t", ss)
+    >>> lt.add_discovered_lock(g, b"k", holder)
+    >>> lt.scan_and_enqueue(g), g.wait_state.holder.id
+    (True, b'h')
+    """
+
+    def __init__(self) -> None:
+        self._locks: SortedDict = SortedDict()  # key -> _Lock
+        self._seq = 0
+
+    # ---- guards ---------------------------------------------------------------
+
+    def new_guard(self, txn_id: bytes | None, lock_spans: SpanSet) -> LockTableGuard:
+        self._seq += 1
+        return LockTableGuard(self._seq, txn_id or None, lock_spans)
+
+    def scan_and_enqueue(self, g: LockTableGuard) -> bool:
+        """Look for the first lock conflicting with `g`'s lock spans (taking
+        free reservations on the way). Returns True with `g` enqueued on it
+        (the caller must drop its latches and wait), or False: no conflict."""
+        self._dequeue_waiting(g)
+        for ds in g.lock_spans:
+            for lock in self._overlapping(ds.span):
+                if self._must_wait(g, lock, ds.access, ds.ts):
+                    self._enqueue(g, lock, ds.access, ds.ts)
+                    return True
+        return False
+
+    def enqueue_on(self, g: LockTableGuard, key: bytes) -> bool:
+        """Make `g` wait on the lock at `key` even if its declared lock spans
+        do not say so (evaluation found the intent conflicting: trust it).
+        False when there is no held lock of another txn at `key`."""
+        lock = self._locks.get(key)
+        if lock is None or lock.holder is None or lock.holder.id == g.txn_id:
+            return False
+        self._dequeue_waiting(g)
+        access = SpanAccess.READ_WRITE if g.has_writes() else SpanAccess.READ_ONLY
+        self._enqueue(g, lock, access, lock.ts)
+        return True
+
+    def dequeue(self, g: LockTableGuard) -> None:
+        """The request finished (or gave up): leave every queue and pass on
+        every reservation."""
+        self._dequeue_waiting(g)
+        reserved, g.reserved = g.reserved, {}
+        for lock in reserved.values():
+            if lock.reservation is g:
+                lock.reservation = None
+                self._grant_next(lock)
+
+    # ---- lock state changes -----------------------------------------------------
+
+    def add_discovered_lock(
+        self, g: LockTableGuard | None, key: bytes, holder: data_pb2.TxnMeta
+    ) -> None:
+        """Evaluation of `g`'s request met `holder`'s intent at `key`."""
+        if g is not None and g.txn_id is not None and holder.id == g.txn_id:
+            raise InternalError(f"txn discovered its own intent on {key!r} as a conflict")
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = _Lock(key)
+        self._set_holder(lock, holder)
+
+    def acquire_lock(self, key: bytes, holder: data_pb2.TxnMeta) -> None:
+        """`holder` wrote an intent on `key` (after apply). Remembered only if
+        the key is contended (present in the table)."""
+        lock = self._locks.get(key)
+        if lock is not None:
+            self._set_holder(lock, holder)
+
+    def update_locks(self, up: data_pb2.LockUpdate) -> int:
+        """Intents of `up.txn` in `up.span` were resolved (after apply):
+        finalized (or rewritten at a newer epoch) releases them, PENDING at a
+        higher timestamp moves them up. Returns the number of locks touched."""
+        span = Span(up.span.key, up.span.end_key)
+        touched = 0
+        for lock in list(self._overlapping(span)):
+            if lock.holder is None or lock.holder.id != up.txn.id:
+                continue
+            touched += 1
+            if up.status in FINAL_STATUSES or up.txn.epoch > lock.holder.epoch:
+                self._release(lock)
+            else:
+                new_ts = ts_from_proto(up.txn.write_timestamp)
+                if lock.ts < new_ts:
+                    lock.ts = new_ts
+                    h = data_pb2.TxnMeta()
+                    h.CopyFrom(lock.holder)
+                    h.write_timestamp.CopyFrom(up.txn.write_timestamp)
+                    lock.holder = h
+                    self._wake_readers(lock, below=new_ts)
+        return touched
+
+    def clear(self) -> None:
+        """Forget everything (lease lost, range split/merged): every waiter is
+        woken to re-sequence (and be redirected or rediscover what matters)."""
+        locks, self._locks = self._locks, SortedDict()
+        for lock in locks.values():
+            if lock.reservation is not None:
+                lock.reservation.reserved.pop(lock.key, None)
+            for w in lock.waiters():
+                w._waiting_on, w.wait_state = None, None
+                w._notify()
+
+    # ---- introspection -------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+    def lock_holder(self, key: bytes) -> data_pb2.TxnMeta | None:
+        lock = self._locks.get(key)
+        return None if lock is None else lock.holder
+
+    def queued(self, key: bytes) -> list[int]:
+        """Sequence numbers of the writers queued on `key`, in order."""
+        lock = self._locks.get(key)
+        return [] if lock is None else [s for s, _ in lock.writers]
+
+    def reserved_by(self, key: bytes) -> int | None:
+        lock = self._locks.get(key)
+        return None if lock is None or lock.reservation is None else lock.reservation.seq
+
+    def waiter_count(self) -> int:
+        return sum(len(lk.writers) + len(lk.readers) for lk in self._locks.values())
+
+    def metrics(self) -> dict[str, int]:
+        return {
+            "locks": len(self._locks),
+            "held": sum(1 for lk in self._locks.values() if lk.holder is not None),
+            "waiters": self.waiter_count(),
+        }
+
+    # ---- internals ----------------------------------------------------------------
+
+    def _overlapping(self, span: Span) -> Iterator[_Lock]:
+        if span.is_point:
+            lock = self._locks.get(span.key)
+            if lock is not None:
+                yield lock
+            return
+        for k in list(self._locks.irange(span.key, span.end, inclusive=(True, False))):
+            lock = self._locks.get(k)
+            if lock is not None:
+                yield lock
+
+    def _must_wait(self, g: LockTableGuard, lock: _Lock, access: SpanAccess, ts: Timestamp) -> bool:
+        if lock.holder is not None:
+            if g.txn_id is not None and lock.holder.id == g.txn_id:
+                return False
+            if access is SpanAccess.READ_ONLY:
+                return lock.ts <= ts
+            return True
+        if access is SpanAccess.READ_ONLY:
+            return False
+        res = lock.reservation
+        if res is None or res is g:
+            self._reserve(lock, g)
+            return False
+        if g.txn_id is not None and res.txn_id == g.txn_id:
+            return False
+        if g.seq < res.seq:  # arrived first: take the reservation over
+            res.reserved.pop(lock.key, None)
+            self._reserve(lock, g)
+            return False
+        return True
+
+    def _reserve(self, lock: _Lock, g: LockTableGuard) -> None:
+        lock.reservation = g
+        g.reserved[lock.key] = lock
+
+    def _enqueue(self, g: LockTableGuard, lock: _Lock, access: SpanAccess, ts: Timestamp) -> None:
+        if access is SpanAccess.READ_WRITE:
+            insort(lock.writers, (g.seq, g), key=lambda e: e[0])
+            g._waiting_write = True
+        else:
+            lock.readers[g] = ts
+            g._waiting_write = False
+        g._waiting_on = lock
+        g.wait_state = WaitState(lock.key, lock.holder, lock.ts, access, ts)
+
+    def _dequeue_waiting(self, g: LockTableGuard) -> None:
+        lock = g._waiting_on
+        if lock is None:
+            return
+        g._waiting_on, g.wait_state = None, None
+        if g._waiting_write:
+            lock.writers = [e for e in lock.writers if e[1] is not g]
+        else:
+            lock.readers.pop(g, None)
+        self._gc(lock)
+
+    def _set_holder(self, lock: _Lock, holder: data_pb2.TxnMeta) -> None:
+        changed = lock.holder is None or lock.holder.id != holder.id
+        h = data_pb2.TxnMeta()
+        h.CopyFrom(holder)
+        lock.holder = h
+        lock.ts = ts_from_proto(holder.write_timestamp)
+        res = lock.reservation
+        if res is not None:  # a held lock has no reservation; the reserver re-queues if it must
+            res.reserved.pop(lock.key, None)
+            lock.reservation = None
+        self._wake_readers(lock, below=lock.ts)
+        for w in lock.waiters():
+            ws = w.wait_state
+            if ws is not None:
+                w.wait_state = WaitState(lock.key, lock.holder, lock.ts, ws.access, ws.conflict_ts)
+            if changed:  # they now wait on (and push) another txn
+                w._notify()
+
+    def _release(self, lock: _Lock) -> None:
+        lock.holder = None
+        lock.ts = Timestamp()
+        readers, lock.readers = lock.readers, {}
+        for r in readers:
+            r._waiting_on, r.wait_state = None, None
+            r._notify()
+        if lock.reservation is None:
+            self._grant_next(lock)
+        else:
+            self._gc(lock)
+
+    def _grant_next(self, lock: _Lock) -> None:
+        """Hand an unheld, unreserved lock to its first queued writer."""
+        if lock.holder is None and lock.reservation is None and lock.writers:
+            _, g = lock.writers.pop(0)
+            g._waiting_on, g.wait_state = None, None
+            self._reserve(lock, g)
+            g._notify()
+            for _, w in lock.writers:  # now behind a reservation: nobody to push
+                ws = w.wait_state
+                if ws is not None:
+                    w.wait_state = WaitState(lock.key, None, lock.ts, ws.access, ws.conflict_ts)
+        self._gc(lock)
+
+    def _wake_readers(self, lock: _Lock, *, below: Timestamp) -> None:
+        """Readers whose conflict timestamp is now below the lock's go on."""
+        for r, ts in list(lock.readers.items()):
+            if ts < below:
+                del lock.readers[r]
+                r._waiting_on, r.wait_state = None, None
+                r._notify()
+        self._gc(lock)
+
+    def _gc(self, lock: _Lock) -> None:
+        if lock.empty() and self._locks.get(lock.key) is lock:
+            del self._locks[lock.key]
