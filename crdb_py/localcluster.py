@@ -481,6 +481,21 @@ class LocalCluster:
             self._kv = self._run(_make_sync_kv(self))
         return self._kv
 
+    def ranges(self) -> list[data_pb2.RangeDescriptor]:
+        """Every range's descriptor, in key order (a scan of meta)."""
+        from crdb_py.util import keys
+
+        rows = self.kv().scan(keys.META_PREFIX, keys.META_MAX)
+        return [data_pb2.RangeDescriptor.FromString(v) for _, v in rows]
+
+    def wait_for(self, cond: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
+        """Poll `cond` until true; ClusterError after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while not cond():
+            if time.monotonic() > deadline:
+                raise ClusterError(f"timed out after {timeout}s waiting for {what or cond}")
+            time.sleep(0.05)
+
     # ---- background loop ------------------------------------------------------------------
 
     def _start_loop(self) -> None:

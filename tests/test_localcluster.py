@@ -70,6 +70,12 @@ def test_three_node_smoke_split_and_status(cluster: LocalCluster) -> None:
         assert time.monotonic() < deadline, rows_
         time.sleep(0.1)
     assert sum(x["leases"] for x in cluster.node_statuses()) >= 1
+    descs = cluster.ranges()
+    assert [d.start_key for d in descs][-1] == key(10)
+    assert all(a.end_key == b.start_key for a, b in zip(descs, descs[1:]))
+    cluster.wait_for(
+        lambda: all(len(d.replicas) == 3 for d in cluster.ranges()), 10, "3 replicas per range"
+    )
     table = cli(["node", "status", "--host", cluster.address(0)])
     assert table.returncode == 0 and "live" in table.stdout and cluster.address(2) in table.stdout
 
