@@ -130,7 +130,9 @@ def record(engine: Engine, meta: data_pb2.TxnMeta) -> data_pb2.TransactionRecord
     return tr.read_record(engine, meta)
 
 
-def bumped(txn: data_pb2.Transaction, wts: Timestamp, read: Timestamp | None = None) -> data_pb2.Transaction:
+def bumped(
+    txn: data_pb2.Transaction, wts: Timestamp, read: Timestamp | None = None
+) -> data_pb2.Transaction:
     """A copy of `txn` with its write (and read) timestamp moved."""
     out = data_pb2.Transaction()
     out.CopyFrom(txn)
