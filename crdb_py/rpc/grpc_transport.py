@@ -306,10 +306,11 @@ class _Peer:
         self.writer: asyncio.Task[None] | None = None
         self.closed = False
         self._bstream: _BatchStream | None = None
-        self.metadata = (
-            (NODE_ID_METADATA, str(t.node_id)),
-            (TARGET_NODE_METADATA, str(node_id)),
-        )
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...]:
+        # Built per call: our own node id may be learned after the peer exists.
+        return ((NODE_ID_METADATA, str(self.t.node_id)), (TARGET_NODE_METADATA, str(self.node_id)))
 
     # ---- raft stream ----
 

@@ -122,7 +122,6 @@ class LatencyInjector:
     def __init__(self, inner: Transport, faults: LinkFaultTable | None = None) -> None:
         self.inner = inner
         self.faults = faults if faults is not None else LinkFaultTable()
-        self.node_id = inner.node_id
         self._links: dict[tuple[int, int], _LinkQueue] = {}
         self.raft_messages_blocked = 0
         self._turn_id = 0
@@ -130,6 +129,15 @@ class LatencyInjector:
         # Let Admin.SetLinkFaults arriving at the wrapped transport reach us.
         if hasattr(inner, "link_fault_sink"):
             inner.link_fault_sink = self.faults  # type: ignore[attr-defined]
+
+    @property
+    def node_id(self) -> int:
+        """The wrapped transport's node id (may be set once the node learns it)."""
+        return self.inner.node_id
+
+    @node_id.setter
+    def node_id(self, node_id: int) -> None:
+        self.inner.node_id = node_id
 
     @property
     def address(self) -> str | None:

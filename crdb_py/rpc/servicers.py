@@ -60,6 +60,7 @@ def _metadata_int(context: grpc.aio.ServicerContext, key: str) -> int:
 async def _check_target(t: GrpcTransport, context: grpc.aio.ServicerContext) -> None:
     target = _metadata_int(context, TARGET_NODE_METADATA)
     if target and target != t.node_id:
+        log.info("n%d: refused a request meant for n%d (stale or wrong address)", t.node_id, target)
         await context.abort(
             grpc.StatusCode.NOT_FOUND,
             f"wrong node: n{t.node_id} is listening at {t.address}, not n{target}",

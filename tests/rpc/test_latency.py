@@ -302,3 +302,18 @@ def test_injector_forwards_on_unreachable_and_address(kind: str) -> None:
             await c.close()
 
     run(body())
+
+
+def test_injector_node_id_follows_the_wrapped_transport() -> None:
+    async def body() -> None:
+        c = await make_cluster("inproc", inject=True)
+        try:
+            inj = c.transports[1]
+            c.raw[1].node_id = 11
+            assert inj.node_id == 11
+            inj.node_id = 1
+            assert c.raw[1].node_id == 1
+        finally:
+            await c.close()
+
+    run(body())
