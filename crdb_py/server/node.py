@@ -237,6 +237,7 @@ class Node:
             raise
         if self.ident is not None:
             await self._start_store()
+            self._spawn(self._publish_descriptor(), "publish-desc")
         else:
             joins = [a for a in self.config.join if a and a != self.address]
             if joins:

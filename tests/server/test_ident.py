@@ -64,3 +64,17 @@ def test_has_range_data() -> None:
     eng2 = MemEngine()
     eng2.put(b"\x01some-mvcc-key", b"x")
     assert has_range_data(eng2)
+
+
+def test_peers_round_trip_and_are_not_range_data() -> None:
+    from crdb_py.server.ident import load_peers, save_peer
+
+    eng = MemEngine()
+    save_peer(eng, 300, b"c")
+    save_peer(eng, 2, b"a")
+    save_peer(eng, 7, b"b")
+    save_peer(eng, 2, b"a2")  # overwrite
+    assert load_peers(eng) == [b"a2", b"b", b"c"]  # by node id
+    assert not has_range_data(eng)
+    write_ident(eng, StoreIdent("c", 1, 1))
+    assert load_peers(eng) == [b"a2", b"b", b"c"]  # the identity is not a peer

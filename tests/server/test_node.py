@@ -308,3 +308,107 @@ def test_descriptor_publication_retries_until_kv_available() -> None:
             await n1.stop()
 
     run(body())
+
+
+def test_restarted_node_knows_its_peers_before_kv_works(tmp_path: Any) -> None:
+    async def first() -> tuple[str, str]:
+        db = FakeDB()
+        n1 = make_node(db, store=str(tmp_path / "a"))
+        await n1.start()
+        await n1.bootstrap(None)  # type: ignore[arg-type]
+        n2 = make_node(db, store=str(tmp_path / "b"), join=(n1.address,))
+        await n2.start()
+        await n2.wait_initialized(10)
+        await eventually(lambda: n1.registry.address(2) is not None)  # type: ignore[union-attr]
+        a1, a2 = n1.address, n2.address
+        await n2.stop()
+        await n1.stop()
+        return a1, a2
+
+    async def second(a1: str) -> None:
+        db = FakeDB()
+        db.fail = 10**9  # KV unavailable: the whole cluster restarted
+        n2 = make_node(db, store=str(tmp_path / "b"))
+        await n2.start()
+        try:
+            assert n2.node_id == 2
+            assert n2.registry.address(1) == a1  # type: ignore[union-attr]
+        finally:
+            await n2.stop()
+
+    a1, _ = run(first())
+    run(second(a1))
+
+
+def test_node_learns_peers_from_join_addresses() -> None:
+    async def body() -> None:
+        db = FakeDB()
+        n1 = make_node(db)
+        await n1.start()
+        await n1.bootstrap(None)  # type: ignore[arg-type]
+        n1.registry.add(data_pb2.NodeDescriptor(node_id=7, address="127.0.0.1:7"))  # type: ignore[union-attr]
+        n2 = make_node(db, join=(n1.address,))
+        await n2.start()
+        try:
+            await n2.wait_initialized(10)
+            await eventually(lambda: n2.registry.address(7) == "127.0.0.1:7")  # type: ignore[union-attr]
+        finally:
+            await n2.stop()
+            await n1.stop()
+
+    run(body())
+
+
+def test_send_to_unknown_node_fails_fast_and_looks_it_up() -> None:
+    from crdb_py.util.errors import NodeUnavailableError
+
+    async def body() -> None:
+        db = FakeDB()
+        n1 = make_node(db)
+        await n1.start()
+        try:
+            await n1.bootstrap(None)  # type: ignore[arg-type]
+            db.data[node_descriptor_key(9)] = data_pb2.NodeDescriptor(
+                node_id=9, address="127.0.0.1:9"
+            ).SerializeToString()
+            with pytest.raises(NodeUnavailableError, match="not known"):
+                await n1.send_to_node(9, api_pb2.BatchRequest())
+            await eventually(lambda: n1.registry.address(9) == "127.0.0.1:9")  # type: ignore[union-attr]
+            local = await n1.send_to_node(1, api_pb2.BatchRequest())  # local: straight to the store
+            assert not local.HasField("error") and len(n1.store.batches) == 1
+        finally:
+            await n1.stop()
+
+    run(body())
+
+
+def test_restart_republishes_descriptor_and_admits_joins(tmp_path: Any) -> None:
+    db = FakeDB()
+
+    async def first() -> None:
+        n1 = make_node(db, store=str(tmp_path / "a"))
+        await n1.start()
+        await n1.bootstrap(None)  # type: ignore[arg-type]
+        await eventually(lambda: node_descriptor_key(1) in db.data)
+        await n1.stop()
+
+    async def second() -> None:
+        del db.data[node_descriptor_key(1)]
+        n1 = make_node(db, store=str(tmp_path / "a"))  # a new port
+        await n1.start()
+        try:
+            await eventually(lambda: node_descriptor_key(1) in db.data)
+            desc = data_pb2.NodeDescriptor.FromString(db.data[node_descriptor_key(1)])
+            assert desc.address == n1.address
+            n2 = make_node(db, join=(n1.address,))
+            await n2.start()
+            try:
+                await n2.wait_initialized(10)
+                assert n2.node_id == 2
+            finally:
+                await n2.stop()
+        finally:
+            await n1.stop()
+
+    run(first())
+    run(second())
