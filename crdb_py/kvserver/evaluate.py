@@ -45,6 +45,27 @@ and writes at ``txn.meta.write_timestamp``; each request runs with
 of the txn). The read uncertainty limit is the caller's `uncertainty_limit`,
 else the txn's ``global_uncertainty_limit``.
 
+Transactions. The response's ``header.txn`` is the batch's txn as
+evaluation left it: EndTxn sets STAGING (with its in-flight writes) or
+COMMITTED / ABORTED, HeartbeatTxn the new ``last_heartbeat``; the replica
+must send that back, not the request's txn. A batch holding a whole txn —
+plain reads and writes, then EndTxn(commit) whose lock spans they cover, at
+epoch 0, with no record yet — is tried as a **one-phase commit**
+(`try_one_phase_commit`): its writes are evaluated as committed writes at
+the txn's write timestamp on a scratch batch, and if they succeed no intent
+and no record is written (``EndTxnResponse.one_phase_commit``); if they
+fail, the batch is evaluated the normal way (``require_1pc``: the error is
+raised instead). Writes in a txn whose header status is final are refused,
+except a rollback (EndTxn with ``commit`` false), which cleans up.
+
+Side effects for the replica (`Result`): ``updated_txn`` (tell the txn wait
+queue), ``resolve_intents`` (hand to the intent resolver after apply),
+``resolved_locks`` (tell the lock table after apply), ``tscache_bumps``
+(record in the timestamp cache with no txn id before releasing latches —
+also when the batch failed: a raised error carries the bumps of the batch in
+``tscache_bumps``). Only commands with ``updates_tscache`` are reads the
+replica should record at the batch's read timestamp.
+
 `CheckedReadWriter` (pass ``assert_spans=``) asserts that every engine access
 of the evaluation falls inside the declared spans: tests run with it so a
 command that forgets to declare a key fails loudly instead of racing.
