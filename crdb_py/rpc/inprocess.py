@@ -37,7 +37,12 @@ from crdb_py.rpc.transport import (
     deliver_raft_batch,
     delivery_failure,
 )
-from crdb_py.util.errors import InvalidArgumentError, NodeUnavailableError
+from crdb_py.util.errors import (
+    CrdbError,
+    InternalError,
+    InvalidArgumentError,
+    NodeUnavailableError,
+)
 
 M = TypeVar("M")
 
@@ -226,6 +231,10 @@ class InProcessTransport:
                 detail=f"no response within {t:.3f}s",
             )
             raise err from None
+        except CrdbError:
+            raise
+        except Exception as exc:  # as over the wire: a clear InternalError
+            raise InternalError(f"n{node_id}: {type(exc).__name__}: {exc}") from exc
         return _copy(resp)
 
 

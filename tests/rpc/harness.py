@@ -96,6 +96,8 @@ class FakeNode:
     async def join(self, req: services_pb2.JoinRequest) -> services_pb2.JoinResponse:
         if req.desc.address == "bad":
             raise InvalidArgumentError("bad address")
+        if req.desc.address == "crash":
+            raise KeyError("join handler bug")
         return services_pb2.JoinResponse(
             node_id=100 + req.desc.node_id,
             cluster_id="c",

@@ -319,7 +319,7 @@ def test_wrong_address_is_refused_not_misdelivered(kind: str) -> None:
 
 @pytest.mark.parametrize("kind", KINDS)
 def test_admin_handler_errors_are_clear(kind: str) -> None:
-    from crdb_py.util.errors import InvalidArgumentError
+    from crdb_py.util.errors import InternalError, InvalidArgumentError
 
     async def body() -> None:
         c = await make_cluster(kind)
@@ -329,6 +329,10 @@ def test_admin_handler_errors_are_clear(kind: str) -> None:
             with pytest.raises(InvalidArgumentError) as ei:
                 await c.transports[1].join(2, req)
             assert "bad address" in str(ei.value)
+            req.desc.address = "crash"
+            with pytest.raises(InternalError) as ei2:
+                await c.transports[1].join(2, req)
+            assert "KeyError" in str(ei2.value) and "join handler bug" in str(ei2.value)
             assert (await c.transports[1].admin_status(2)).nodes  # still serving
         finally:
             await c.close()
