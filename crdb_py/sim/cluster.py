@@ -169,6 +169,8 @@ class SimCluster:
         # payload -> (step, index) of its first application by any node
         self.applied_at: dict[bytes, tuple[int, int]] = {}
         self._reports: list[tuple[int, int, bool]] = []  # (sender, to, is_snapshot)
+        self._removals: list[int] = []
+        self.removed: set[int] = set()  # removed from the group and stopped for good
         self.nodes: dict[int, SimNode] = {}
         ids = list(range(1, self.n + 1))
         for i in ids:
@@ -225,6 +227,7 @@ class SimCluster:
         for env in self.net.due(now):
             self._deliver(env)
         self._flush_reports()
+        self._flush_removals()
         logs = {i: nd.storage for i, nd in self.nodes.items() if nd.storage is not None}
         for c in self.checkers:  # type: ignore[union-attr]
             c.after_step(logs, self.steps)
@@ -289,6 +292,27 @@ class SimCluster:
         if isinstance(m, Message) and (m.type == MessageType.SNAP or why != "drop"):
             self._reports.append((env.src, env.dst, m.type == MessageType.SNAP))
 
+    def _flush_removals(self) -> None:
+        # A replica removed from the group is stopped for good (CockroachDB
+        # garbage-collects it; left running it would campaign in vain) — but
+        # only once every other live node has applied its removal: until
+        # then some still count it as a voter and may need its vote.
+        keep: list[int] = []
+        for i in self._removals:
+            if i in self.removed:
+                continue
+            stale = any(
+                i in (nd.storage.conf_state().voters + nd.storage.conf_state().learners)
+                for j, nd in self.nodes.items()
+                if j != i and nd.raw is not None and nd.storage is not None
+            )
+            if stale:
+                keep.append(i)
+            else:
+                self.removed.add(i)
+                self.crash(i)
+        self._removals = keep
+
     def _flush_reports(self) -> None:
         while self._reports:
             reports, self._reports = self._reports, []
@@ -339,12 +363,20 @@ class SimCluster:
             self.net.send(m.frm, m.to, _copy_message(m), now)
         # 3. apply
         commit = st.hard_state().commit
+        conf_changed = False
         for e in rd.committed_entries:
             if e.index <= sm.applied:
                 continue  # already in the restored snapshot
             if e.type == EntryType.CONF_CHANGE and e.data:
-                cs = raw.apply_conf_change(decode_conf_change(e.data))
+                cc = decode_conf_change(e.data)
+                cs = raw.apply_conf_change(cc)
                 st.set_conf_state(cs)
+                # snapshot the new configuration: a replica being added is
+                # initialized only by a snapshot that includes it
+                conf_changed = True
+                if cc.type == ConfChangeType.REMOVE_NODE and cc.node_id in self.nodes:
+                    if cc.node_id not in self._removals:
+                        self._removals.append(cc.node_id)  # see _flush_removals
             sm.apply(e)
             for c in checkers:
                 c.on_apply(node.id, e.index, e.term, sm.digest(), commit)
@@ -354,7 +386,9 @@ class SimCluster:
                     self.trace.append((now, "apply", node.id, e.index, e.term))
         # 4. advance
         raw.advance(rd)
-        if self.compact_every and sm.applied - st.first_index() >= self.compact_every:
+        if conf_changed or (
+            self.compact_every and sm.applied - st.first_index() >= self.compact_every
+        ):
             self.compact(node.id)
 
     # ---- client ---------------------------------------------------------------------------
@@ -422,9 +456,7 @@ class SimCluster:
     def add_node(self, node_id: int) -> SimNode:
         """Start a fresh, empty node (no configuration). Like a CockroachDB
         learner it must be initialized by a snapshot that carries a
-        configuration including it: propose the conf change that adds it, and
-        once the leader applied it, `compact(leader)` so the leader has no log
-        to offer and sends that snapshot."""
+        configuration including it (see `add_learner`)."""
         if node_id in self.nodes:
             raise ValueError(f"node {node_id} exists")
         node = self._new_node(node_id)
@@ -447,23 +479,19 @@ class SimCluster:
         return True
 
     def add_learner(self, node_id: int, max_steps: int = 400) -> bool:
-        """Add a fresh node as a learner, initialized by a snapshot: start it,
-        make the leader's log unavailable to it (compact), propose the conf
-        change, and once the leader applied it compact again so the snapshot
-        the leader sends includes the learner. True once the learner applied
-        the conf change."""
+        """Add a fresh node as a learner. It is initialized by a snapshot:
+        every node snapshots and truncates its log when it applies a
+        configuration change, so the leader has only that snapshot (which
+        includes the learner) to offer. True once the learner applied it."""
         lead = self.leader()
         if lead is None:
             return False
         self.add_node(node_id)
-        self.compact(lead)
         if not self.propose_conf_change(ConfChange(ConfChangeType.ADD_LEARNER_NODE, node_id), lead):
             return False
         st = self.nodes[lead].storage
         assert st is not None
         idx = st.last_index()
-        self.run_until(lambda: self._sm_applied(lead) >= idx, max_steps)
-        self.compact(lead)
         return self.run_until(lambda: self._sm_applied(node_id) >= idx, max_steps)
 
     def _sm_applied(self, i: int) -> int:
@@ -499,7 +527,7 @@ class SimCluster:
 
     def restart(self, i: int) -> None:
         node = self.nodes[i]
-        if node.raw is not None:
+        if node.raw is not None or i in self.removed:
             return
         node.restart()
         self.net.set_down(i, False)
@@ -570,7 +598,7 @@ class SimCluster:
             if retry <= 0:
                 self.propose(payload)
                 retry = 2 * self.election_tick * self.ticks_every
-            if all(self._applied(i, payload) for i in self.live()):
+            if self.members() and all(self._applied(i, payload) for i in self.members()):
                 return self.steps - start
             self.step()
             retry -= 1
@@ -585,13 +613,47 @@ class SimCluster:
             return None
         raw = self.nodes[lead].raw
         assert raw is not None
-        # every live node follows it in its term
-        for i in self.live():
+        # every live member of its configuration follows it in its term
+        for i in self.members():
             r = self.nodes[i].raw
-            assert r is not None
-            if r.term != raw.term or r.lead != lead:
+            if r is not None and (r.term != raw.term or r.lead != lead):
                 return None
         return lead
+
+    def config(self) -> ConfState:
+        """The configuration of the leader, else of the node that applied most."""
+        lead = self.leader()
+        if lead is not None:
+            return self.nodes[lead].raw.status().conf_state  # type: ignore[union-attr]
+        best = max(self.live() or self.nodes, key=self._sm_applied)
+        st = self.nodes[best].storage
+        return st.conf_state() if st is not None else ConfState()
+
+    def voters(self) -> list[int]:
+        return sorted(v for v in self.config().voters if v in self.nodes and v not in self.removed)
+
+    def members(self) -> list[int]:
+        """Live voters and learners of the current configuration."""
+        cs = self.config()
+        return [
+            i
+            for i in (*cs.voters, *cs.learners)
+            if i in self.nodes and self.nodes[i].raw is not None
+        ]
+
+    def add_voter(self, node_id: int, max_steps: int = 400) -> bool:
+        """Add a fresh node: as a learner first (snapshot), then promote it."""
+        if not self.add_learner(node_id, max_steps):
+            return False
+        if not self.propose_conf_change(ConfChange(ConfChangeType.ADD_NODE, node_id)):
+            return False
+        return self.run_until(lambda: node_id in self.config().voters, max_steps)
+
+    def remove_voter(self, node_id: int, max_steps: int = 400) -> bool:
+        """Propose removing `node_id`; it is stopped once a node applies it."""
+        if not self.propose_conf_change(ConfChange(ConfChangeType.REMOVE_NODE, node_id)):
+            return False
+        return self.run_until(lambda: node_id in self.removed, max_steps)
 
     def _applied(self, i: int, payload: bytes) -> bool:
         # a node applied `payload` iff its applied index reached the index the

@@ -25,6 +25,8 @@ from crdb_py.sim.cluster import SimCluster
 from crdb_py.sim.network import FaultConfig
 
 __all__ = [
+    "AddVoter",
+    "RemoveVoter",
     "Crash",
     "Heal",
     "OneWay",
@@ -93,7 +95,33 @@ class Transfer:
     to: int
 
 
-Action = Run | Propose | SetFaults | Partition | OneWay | Crash | Restart | Heal | Transfer
+@dataclass(frozen=True)
+class AddVoter:
+    """Add a fresh node (learner by snapshot, then voter); at most `MAX_NODES`."""
+
+
+@dataclass(frozen=True)
+class RemoveVoter:
+    """Remove voter number `at % len(voters)` (never below 3 voters)."""
+
+    at: int = 0
+
+
+MAX_NODES = 7
+
+Action = (
+    Run
+    | Propose
+    | SetFaults
+    | Partition
+    | OneWay
+    | Crash
+    | Restart
+    | Heal
+    | Transfer
+    | AddVoter
+    | RemoveVoter
+)
 
 
 @dataclass
@@ -168,8 +196,10 @@ def run_schedule(
         elif isinstance(a, OneWay):
             c.cut_one_way(a.src, a.dst)
         elif isinstance(a, Crash):
-            # only while a majority stays up
-            if a.node in c.live() and len(c.live()) - 1 >= c.n // 2 + 1:
+            # only while a majority of the voters stays up
+            voters = c.voters()
+            up = [v for v in voters if v in c.live() and v != a.node]
+            if a.node in c.live() and len(up) >= len(voters) // 2 + 1:
                 c.crash(a.node)
         elif isinstance(a, Restart):
             if a.node in c.nodes:
@@ -178,6 +208,13 @@ def run_schedule(
             c.heal(restart_all=False, clear_faults=False)
         elif isinstance(a, Transfer):
             c.transfer_leader(a.to)
+        elif isinstance(a, AddVoter):
+            if len(c.nodes) < MAX_NODES:
+                c.add_voter(max(c.nodes) + 1)
+        elif isinstance(a, RemoveVoter):
+            voters = c.voters()
+            if len(voters) > 3:
+                c.remove_voter(voters[a.at % len(voters)])
     liveness_steps = 0
     if liveness:
         c.heal()
@@ -205,10 +242,13 @@ def run_schedule(
     )
 
 
-def random_schedule(rng: random.Random, n: int, length: int = 30) -> list[Action]:
+def random_schedule(
+    rng: random.Random, n: int, length: int = 30, membership: bool = False
+) -> list[Action]:
     """A random fault schedule: bursts of running and proposing interleaved
     with fault changes, partitions (symmetric and one-way), minority crashes
-    and restarts, and heals."""
+    and restarts, leader transfers, heals, and (with `membership`) voters
+    added and removed."""
     nodes = list(range(1, n + 1))
     out: list[Action] = []
     for _ in range(length):
@@ -242,4 +282,6 @@ def random_schedule(rng: random.Random, n: int, length: int = 30) -> list[Action
             out.append(Transfer(rng.choice(nodes)))
         else:
             out.append(Heal())
+        if membership and rng.random() < 0.08:
+            out.append(AddVoter() if rng.random() < 0.5 else RemoveVoter(rng.randint(0, 6)))
     return out
