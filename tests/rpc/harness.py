@@ -151,8 +151,7 @@ class Cluster:
     unreachable: list[tuple[int, int]] = field(default_factory=list)
 
     async def close(self) -> None:
-        for t in self.transports.values():
-            await t.close()
+        await asyncio.gather(*(t.close() for t in self.transports.values()))
 
     def address(self, node_id: int) -> str:
         return self.raw[node_id].address
