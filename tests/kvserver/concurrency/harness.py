@@ -244,7 +244,9 @@ class FakeTxn:
         finally:
             rng.mgr.finish(g)
 
-    async def finish(self, commit: bool) -> None:
+    async def finish(self, commit: bool) -> int:
+        """Commit (unless found aborted) or abort; resolve the intents.
+        Returns the final status."""
         rec = self.home.record(self.meta)
         if rec.status == data_pb2.ABORTED:
             commit = False
@@ -256,6 +258,7 @@ class FakeTxn:
             up.span.key = key
             up.txn.CopyFrom(rec.meta)
             await self.c.resolve_intent(up)
+        return rec.status
 
 
 async def read(
