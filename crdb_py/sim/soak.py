@@ -3,7 +3,8 @@
 Each seed draws a random schedule (`random_schedule`) for a 3- or 5-node
 cluster, runs it with every checker on, heals, and requires liveness. Seeds
 vary the core's configuration too: every third sends one entry per append
-message, every fourth runs without pre-vote and check-quorum. The
+message, every fourth runs without pre-vote and check-quorum, and every
+second also adds and removes voters. The
 first violation is printed with its seed and schedule (a reproducible bug
 report: `run_schedule(n, seed, schedule)` replays it) and the exit status
 is 1.
@@ -39,7 +40,7 @@ def soak(
     for seed in range(start, start + seeds):
         rng = random.Random(seed)
         n = nodes[seed % len(nodes)]
-        schedule = random_schedule(rng, n, length)
+        schedule = random_schedule(rng, n, length, membership=seed % 2 == 0)
         # every third seed: one entry per append message; every fourth: plain
         # raft elections (no pre-vote, no check-quorum)
         small = 1 if seed % 3 == 2 else None

@@ -13,11 +13,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from crdb_py.sim.schedule import (
+    AddVoter,
     Crash,
     Heal,
     OneWay,
     Partition,
     Propose,
+    RemoveVoter,
     Restart,
     Run,
     SetFaults,
@@ -55,6 +57,8 @@ def schedules(draw: st.DrawFn) -> tuple[int, int, int | None, bool, list]:
         st.builds(Restart, nodes),
         st.builds(Transfer, nodes),
         st.just(Heal()),
+        st.just(AddVoter()),
+        st.builds(RemoveVoter, st.integers(0, 6)),
     )
     small = draw(st.sampled_from([None, 1]))
     plain = draw(st.booleans())
