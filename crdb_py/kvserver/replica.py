@@ -590,8 +590,8 @@ class Replica:
                 post.append(lambda: self._finish(cmd.id, self._not_leaseholder(0)))
                 return False
             batch.put(keys.range_lease_key(self.range_id), cmd.lease)  # type: ignore[attr-defined]
-            self._set_lease(new)
             post.append(lambda: self._finish(cmd.id, None))
+            self._set_lease(new, post)
             return True
         if self.lease is None or cmd.proposer_lease_seq != self.lease.sequence:
             post.append(lambda: self._finish(cmd.id, self._not_leaseholder(0)))
@@ -617,15 +617,30 @@ class Replica:
         post.append(lambda: self._finish(cmd.id, None))
         return True
 
-    def _set_lease(self, new: data_pb2.Lease) -> None:
+    def _set_lease(self, new: data_pb2.Lease, post: list | None = None) -> None:
         prev = self.lease
         self.lease = new
         if prev is not None and prev.sequence == new.sequence:
             return  # an extension
-        # A new lease: commands proposed under an older lease can never apply.
-        for cid, p in list(self.proposals.items()):
-            if not p.cmd.is_lease_request and p.cmd.proposer_lease_seq != new.sequence:
-                self._finish(cid, self._not_leaseholder(new.replica.replica_id))
+        # A new lease: commands proposed under an older lease that have not
+        # applied by now can never apply. The failure is queued in `post`
+        # *behind* the completions of commands applied earlier in this same
+        # batch (those pop their proposal first), so a command that did apply
+        # is never reported as failed.
+        stale = [
+            cid for cid, p in self.proposals.items()
+            if not p.cmd.is_lease_request and p.cmd.proposer_lease_seq != new.sequence
+        ]
+        err = self._not_leaseholder(new.replica.replica_id)
+
+        def fail() -> None:
+            for cid in stale:
+                self._finish(cid, err)
+
+        if post is None:
+            fail()
+        else:
+            post.append(fail)
         if new.replica.replica_id == self.replica_id:
             start = ts_from_proto(new.start)
             try:

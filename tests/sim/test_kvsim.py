@@ -348,12 +348,6 @@ def test_checker_catches_stale_reads_from_a_broken_server(monkeypatch):
 # ---- bugs found by the simulator ------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="kvserver bug: Replica._set_lease fails, with NotLeaseHolderError, proposals that "
-    "already applied earlier in the same apply batch (their success is still queued in `post`); "
-    "DistSender then retries the write on the new leaseholder and it applies twice",
-)
 def test_write_applied_in_the_same_batch_as_a_lease_transfer_applies_once():
     async def scenario(loop: vloop.VirtualEventLoop):
         sim = KVSim(loop, 3)
