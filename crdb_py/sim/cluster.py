@@ -28,7 +28,15 @@ machine and everything not yet written are dropped. `restart(i)` rebuilds
 from the engine: the state machine is restored from the stored snapshot and
 re-applies the committed log above it. Nodes compact their logs (snapshot +
 truncate) every `compact_every` applied entries, so lagging and restarted
-followers exercise snapshot transfer.
+followers exercise snapshot transfer. The engine is pluggable: with an
+on-disk engine (`engine_factory` / `engine_reopen`) a crash closes it and a
+restart reopens it from disk.
+
+Membership. `add_learner` / `add_voter` start an unconfigured node that only
+a snapshot can initialize (the bootstrap configuration is not in the log):
+every node snapshots and truncates when it applies a configuration change,
+so what the leader offers includes the newcomer. `remove_voter` stops the
+removed replica for good once every live node has applied its removal.
 
 The checkers (`crdb_py/sim/checkers.py`) see every leader, every durable
 write and every application as it happens.
