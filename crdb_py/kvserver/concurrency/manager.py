@@ -35,7 +35,6 @@ store implements it over the KV client), so this package does no I/O.
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -247,9 +246,8 @@ class ConcurrencyManager:
 
     def _release_latches(self, g: Guard) -> None:
         lg, g.latch_guard = g.latch_guard, None
-        if lg is not None and not lg.released:
-            with contextlib.suppress(InternalError):
-                self.latches.release(lg)
+        if lg is not None:
+            self.latches.release(lg)
 
 
 # ---- building a Request from a batch ---------------------------------------------------------

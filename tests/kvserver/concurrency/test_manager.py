@@ -10,7 +10,7 @@ from crdb_py.kvserver.concurrency import request_from_batch
 from crdb_py.kvserver.spanset import SpanAccess, SpanSet
 from crdb_py.pb import api_pb2, data_pb2
 from crdb_py.sim import vloop
-from crdb_py.util.errors import TransactionAbortedError
+from crdb_py.util.errors import TransactionAbortedError, WriteIntentError
 from crdb_py.util.hlc import Timestamp, ts_from_proto, ts_to_proto
 from tests.kvserver.concurrency.harness import FakeCluster, FakeTxn, cancel_and_wait, read
 
@@ -386,3 +386,67 @@ def test_request_from_batch_lock_spans():
     req2 = request_from_batch(_batch_get(b"a", Timestamp(7)), SpanSet(), uncertainty_limit=Timestamp(9))
     assert [d.ts for d in req2.lock_spans] == [Timestamp(9)]
     assert req2.txn_id is None
+
+
+def test_clear_wakes_waiters_who_rediscover_the_intent():
+    async def main():
+        c = FakeCluster(b"ab")
+        h = FakeTxn(c, b"a1", priority=9)
+        await h.write(b"b1", b"h")
+        w = FakeTxn(c, b"a2", priority=1)
+        t = asyncio.ensure_future(w.write(b"b1", b"w"))
+        await asyncio.sleep(1.0)
+        m = c.ranges[b"b"].mgr
+        m.clear()  # lease lost and regained: the table forgot everything
+        await asyncio.sleep(0.5)
+        assert not t.done()
+        assert m.lock_table.lock_holder(b"b1").id == h.id  # rediscovered
+        assert m.lock_table.waiter_count() == 1
+        await h.finish(commit=True)
+        await t
+        await w.finish(commit=True)
+        assert c.ranges[b"b"].values[b"b1"] == b"w"
+        c.assert_quiescent()
+
+    run(main)
+
+
+def test_intent_error_with_several_intents_waits_for_each():
+    async def main():
+        c = FakeCluster(b"ab")
+        h1, h2 = FakeTxn(c, b"a1", priority=9), FakeTxn(c, b"a2", priority=9)
+        await h1.write(b"b1", b"1")
+        await h2.write(b"b2", b"2")
+        m = c.ranges[b"b"].mgr
+        ss = SpanSet()
+        ts = c.clock.now()
+        ss.add(SpanAccess.READ_ONLY, b"b1", b"b3", ts)
+        req = request_from_batch(_batch_scan(b"b1", b"b3", ts), ss)
+        g = await m.sequence(req)
+        intents = []
+        for k, h in ((b"b1", h1), (b"b2", h2)):
+            it = data_pb2.Intent(key=k)
+            it.txn.CopyFrom(h.meta)
+            intents.append(it)
+        t = asyncio.ensure_future(m.handle_write_intent_error(g, WriteIntentError(intents)))
+        await asyncio.sleep(1.0)  # non-txn reader cannot push live high-priority txns
+        assert not t.done() and len(m.latches) == 0
+        assert g.ltg.wait_state.key == b"b1"
+        await h1.finish(commit=True)
+        await asyncio.sleep(0.1)
+        assert not t.done() and g.ltg.wait_state.key == b"b2"
+        await h2.finish(commit=False)
+        g2 = await t
+        assert g2 is g and g.holds_latches
+        m.finish(g)
+        c.assert_quiescent()
+
+    run(main)
+
+
+def _batch_scan(key: bytes, end: bytes, ts: Timestamp) -> api_pb2.BatchRequest:
+    ba = api_pb2.BatchRequest()
+    ts_to_proto(ts, ba.header.timestamp)
+    h = ba.requests.add().scan.header
+    h.key, h.end_key = key, end
+    return ba
