@@ -65,8 +65,11 @@ def schedules(draw: st.DrawFn) -> tuple[int, int, int | None, bool, list]:
     return n, seed, small, plain, draw(st.lists(action, min_size=1, max_size=30))
 
 
+# derandomize: the default run explores the same 100 schedules every time (a
+# stable gate); fresh seeds are the soak's job (`-m slow`, `crdb_py.sim.soak`).
 @settings(
     max_examples=100,
+    derandomize=True,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
