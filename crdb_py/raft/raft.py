@@ -477,6 +477,9 @@ class Raft:
         if t == MT.PROP:
             self._propose(m)
             return
+        if t == MT.TRANSFER_LEADER:
+            self._handle_transfer_leader(m.index)
+            return
 
         pr = self.trk.progress.get(m.frm)
         if pr is None:
@@ -505,8 +508,6 @@ class Raft:
         elif t == MT.UNREACHABLE:
             if pr.state == ProgressState.REPLICATE:
                 pr.become_probe()
-        elif t == MT.TRANSFER_LEADER:
-            self._handle_transfer_leader(m, pr)
 
     def _propose(self, m: Message) -> None:
         if not m.entries:
@@ -574,10 +575,10 @@ class Raft:
         if m.frm == self.lead_transferee and pr.match == self.log.last_index():
             self._send_timeout_now(m.frm)
 
-    def _handle_transfer_leader(self, m: Message, pr: Progress) -> None:
-        if pr.is_learner:
+    def _handle_transfer_leader(self, transferee: int) -> None:
+        pr = self.trk.progress.get(transferee)
+        if pr is None or pr.is_learner:
             return
-        transferee = m.frm
         if self.lead_transferee != NONE:
             if self.lead_transferee == transferee:
                 return
@@ -647,8 +648,9 @@ class Raft:
             self._handle_snapshot(m)
         elif t == MT.TRANSFER_LEADER:
             if self.lead != NONE:
-                m.to = self.lead
-                self.msgs.append(m)  # forward to the leader unchanged
+                # forward to the leader; `index` names the transferee, `frm` is
+                # always the true sender (transports may rely on it)
+                self.send(Message(MT.TRANSFER_LEADER, to=self.lead, index=m.index))
         elif t == MT.TIMEOUT_NOW:
             # the leader asks us to take over: skip pre-vote, force the vote
             self.hup(CAMPAIGN_TRANSFER)

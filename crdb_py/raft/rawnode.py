@@ -167,7 +167,7 @@ class RawNode:
         """Ask the leader (this node, or forwarded to it) to hand leadership to
         `to`: it brings `to` up to date, then tells it to campaign at once.
         Proposals are dropped while the transfer is in progress."""
-        self.raft.step(Message(MessageType.TRANSFER_LEADER, frm=to))
+        self.raft.step(Message(MessageType.TRANSFER_LEADER, frm=self.raft.id, index=to))
 
     def report_unreachable(self, id: int) -> None:
         self.raft.step(Message(MessageType.UNREACHABLE, frm=id))

@@ -33,7 +33,7 @@ class MessageType(enum.IntEnum):
     HEARTBEAT = 18
     HEARTBEAT_RESP = 19
     UNREACHABLE = 20  # local: transport reports a peer unreachable
-    TRANSFER_LEADER = 21
+    TRANSFER_LEADER = 21  # `index` = the transferee
     TIMEOUT_NOW = 22
 
 

@@ -292,6 +292,19 @@ def test_transfer_via_follower_is_forwarded() -> None:
     nt[3].transfer_leader(2)
     nt.stabilize()
     assert nt.leader() == 2
+    fwd = [m for m in nt.delivered if m.type == MT.TRANSFER_LEADER]
+    # the forwarded request names its true sender; the transferee rides in `index`
+    assert [(m.frm, m.to, m.index) for m in fwd] == [(3, 1, 2)]
+
+
+def test_transfer_to_learner_or_unknown_is_ignored() -> None:
+    nt = Network([1, 2, 3], learners=[4])
+    nt.campaign(1)
+    for to in (4, 9):
+        nt[1].transfer_leader(to)
+        assert nt[1].raft.lead_transferee == 0
+    nt.stabilize()
+    assert nt.leader() == 1
 
 
 # ---- the leader lease ---------------------------------------------------------------
