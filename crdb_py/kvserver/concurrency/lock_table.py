@@ -48,6 +48,20 @@ per holder, not every queued writer at every release, and nobody overtakes
 an earlier writer. A request with a lower sequence number that reaches a
 reserved lock takes the reservation over (it arrived first).
 
+Deadlock freedom
+----------------
+A request that has to wait gives up every reservation it holds (they pass
+to the next writers). So a reservation is only ever held by an *active*
+request — re-sequencing (waiting on latches, which are FIFO and acyclic) or
+evaluating — and waiting behind one always ends. The only waits that can
+form a cycle are waits on locks held by txns, and those are pushed: the
+txn wait queue's deadlock detection sees them. CockroachDB keeps the
+reservations of a waiting request and instead pushes the reservation
+holder's txn so that detection sees that edge too; dropping them is
+simpler and costs only some fairness for requests that wait on several
+keys in turn (an older request takes a reservation back anyway when it
+returns: a lower sequence number wins).
+
 Signalling
 ----------
 Each waiting guard has one future (made on demand); a state change of the
@@ -222,6 +236,9 @@ class LockTable:
         """The request finished (or gave up): leave every queue and pass on
         every reservation."""
         self._dequeue_waiting(g)
+        self._release_reservations(g)
+
+    def _release_reservations(self, g: LockTableGuard) -> None:
         reserved, g.reserved = g.reserved, {}
         for lock in reserved.values():
             if lock.reservation is g:
@@ -349,6 +366,8 @@ class LockTable:
         g.reserved[lock.key] = lock
 
     def _enqueue(self, g: LockTableGuard, lock: _Lock, access: SpanAccess, ts: Timestamp) -> None:
+        # A waiting request holds no reservation (see "Deadlock freedom").
+        self._release_reservations(g)
         if access is SpanAccess.READ_WRITE:
             insort(lock.writers, (g.seq, g), key=lambda e: e[0])
             g._waiting_write = True

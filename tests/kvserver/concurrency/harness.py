@@ -211,11 +211,12 @@ class FakeTxn:
         if self._hb is not None:
             self._hb.cancel()
 
-    def _request(self, key: bytes, write: bool) -> Request:
+    def _request(self, key: bytes | list[bytes], write: bool) -> Request:
         ss, ls = SpanSet(), SpanSet()
         if write:
-            ss.add(SpanAccess.READ_WRITE, key, ts=ts_from_proto(self.meta.write_timestamp))
-            ls.add(SpanAccess.READ_WRITE, key)
+            for k in [key] if isinstance(key, bytes) else key:
+                ss.add(SpanAccess.READ_WRITE, k, ts=ts_from_proto(self.meta.write_timestamp))
+                ls.add(SpanAccess.READ_WRITE, k)
         else:
             rts = ts_from_proto(self.txn.read_timestamp)
             ss.add(SpanAccess.READ_ONLY, key, ts=rts)
@@ -223,23 +224,32 @@ class FakeTxn:
         return Request(spans=ss, lock_spans=ls, txn=copy_txn(self.txn))
 
     async def write(self, key: bytes, value: bytes) -> None:
-        rng = self.c.route(key)
-        g = await rng.mgr.sequence(self._request(key, True))
+        await self.write_batch([key], value)
+
+    async def write_batch(self, keys: list[bytes], value: bytes) -> None:
+        """One batch writing `keys` (all on one range)."""
+        rng = self.c.route(keys[0])
+        g = await rng.mgr.sequence(self._request(keys, True))
         try:
             while True:
-                it = rng.intents.get(key)
-                if it is not None and it.id != self.id:
-                    intent = data_pb2.Intent(key=key)
-                    intent.txn.CopyFrom(it)
-                    g = await rng.mgr.handle_write_intent_error(g, WriteIntentError([intent]))
+                conflicts = []
+                for key in keys:
+                    it = rng.intents.get(key)
+                    if it is not None and it.id != self.id:
+                        intent = data_pb2.Intent(key=key)
+                        intent.txn.CopyFrom(it)
+                        conflicts.append(intent)
+                if conflicts:
+                    g = await rng.mgr.handle_write_intent_error(g, WriteIntentError(conflicts))
                     continue
                 if self.c.route(self.meta.key).record(self.meta).status == data_pb2.ABORTED:
                     raise TransactionAbortedError("ABORT_REASON_ABORTED_RECORD_FOUND")
-                meta = data_pb2.TxnMeta()
-                meta.CopyFrom(self.meta)
-                rng.intents[key] = meta
-                rng.pending[key] = value
-                self.keys.append(key)
+                for key in keys:
+                    meta = data_pb2.TxnMeta()
+                    meta.CopyFrom(self.meta)
+                    rng.intents[key] = meta
+                    rng.pending[key] = value
+                    self.keys.append(key)
                 return
         finally:
             rng.mgr.finish(g)

@@ -450,3 +450,57 @@ def _batch_scan(key: bytes, end: bytes, ts: Timestamp) -> api_pb2.BatchRequest:
     h = ba.requests.add().scan.header
     h.key, h.end_key = key, end
     return ba
+
+
+async def _reservation_cycle() -> None:
+    """R1 (txn T1) reserves A, then must wait on T2's lock on B; R2 (txn T2)
+    queues on A behind R1. With equal priorities nobody wins a push."""
+    c = FakeCluster(b"ab")
+    h = FakeTxn(c, b"a3", priority=9)
+    t1, t2 = FakeTxn(c, b"a1", priority=1), FakeTxn(c, b"a2", priority=1)
+    await h.write(b"bA", b"h")
+    await t2.write(b"bB", b"t2")
+    r1 = asyncio.ensure_future(t1.write_batch([b"bA", b"bB"], b"t1"))
+    await asyncio.sleep(0.01)
+    r2 = asyncio.ensure_future(t2.write(b"bA", b"t2"))
+    await asyncio.sleep(0.01)
+    await h.finish(commit=True)  # A goes to R1 as a reservation
+    await r2
+    assert await t2.finish(commit=True) == data_pb2.COMMITTED
+    await r1
+    assert await t1.finish(commit=True) == data_pb2.COMMITTED
+    assert c.ranges[b"b"].values == {b"bA": b"t1", b"bB": b"t1"}
+    c.assert_quiescent()
+
+
+def test_waiting_request_gives_up_its_reservations():
+    async def main():
+        await asyncio.wait_for(_reservation_cycle(), timeout=30.0)
+        assert now() < 1.0
+
+    run(main)
+
+
+def test_keeping_reservations_while_waiting_deadlocks_undetected():
+    """The broken variant: a waiting request that keeps its reservation
+    forms a cycle the txn-level detector cannot see."""
+    from crdb_py.kvserver.concurrency.lock_table import LockTable
+
+    orig = LockTable._enqueue
+
+    def keep_reservations(self, g, lock, access, ts):
+        self._release_reservations = lambda g: None
+        try:
+            orig(self, g, lock, access, ts)
+        finally:
+            del self._release_reservations
+
+    async def main():
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(_reservation_cycle(), timeout=30.0)
+
+    LockTable._enqueue = keep_reservations
+    try:
+        run(main)
+    finally:
+        LockTable._enqueue = orig
