@@ -4,9 +4,11 @@ Addressed to the queried txn's anchor key. Returns the record as
 ``queried_txn`` with ``txn_record_exists``; without a record, the queried
 `TxnMeta` as a PENDING txn (``txn_record_exists`` false) — the txn may not
 have written its record yet. ``waiting_txns`` (the txns waiting on it in the
-txn wait queue, for deadlock detection) and ``wait_for_update`` are the
-replica's business: it fills the former after evaluation and implements the
-latter by waiting in the queue before evaluating. Read-only.
+txn wait queue, for deadlock detection) comes from the replica: pass a
+``waiting_txns(txn_id) -> list[bytes]`` callable in
+``CommandArgs.extras["waiting_txns"]`` (or fill the response after
+evaluation). ``wait_for_update`` is the replica's business too: it waits in
+the txn wait queue before evaluating. Read-only.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ def evaluate(
     else:
         resp.queried_txn.CopyFrom(tr.record_to_txn(rec))
         resp.txn_record_exists = True
+    waiting = cargs.extras.get("waiting_txns")
+    if waiting is not None:
+        resp.waiting_txns.extend(waiting(req.txn.id))
     return Result()
 
 

@@ -109,3 +109,27 @@ def test_expiry() -> None:
     assert not tr.is_expired(ts(100 + tr.TXN_LIVENESS_THRESHOLD_NANOS), t)
     t.status = data_pb2.COMMITTED
     assert not tr.is_expired(ts(10**18), t)
+
+
+def test_query_txn_waiting_txns_from_the_replica(env: Env) -> None:
+    from crdb_py.kvserver.batcheval.cmd_query_txn import evaluate
+    from crdb_py.kvserver.batcheval.command import CommandArgs
+    from crdb_py.pb import api_pb2
+    from crdb_py.storage import MVCCStats
+
+    t = make_txn(ts(10))
+    ru = query_txn(t.meta)
+    resp = api_pb2.QueryTxnResponse()
+    asked: list[bytes] = []
+    cargs = CommandArgs(
+        rw=env.engine,
+        header=api_pb2.BatchHeader(),
+        timestamp=ts(10),
+        desc=env.desc,
+        stats=MVCCStats(),
+        now=ts(10),
+        extras={"waiting_txns": lambda i: asked.append(i) or [b"w1", b"w2"]},
+    )
+    evaluate(cargs, ru.query_txn, resp)
+    assert asked == [t.meta.id]
+    assert list(resp.waiting_txns) == [b"w1", b"w2"]
