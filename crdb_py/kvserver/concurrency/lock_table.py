@@ -327,6 +327,36 @@ class LockTable:
             "waiters": self.waiter_count(),
         }
 
+    def check_invariants(self) -> None:
+        """Raise InternalError if the structure is inconsistent (tests call
+        this after every step of randomized runs)."""
+        for key, lock in self._locks.items():
+            where = f"lock table entry {key!r}"
+            if lock.key != key or lock.empty():
+                raise InternalError(f"{where}: misfiled or empty")
+            seqs = [s for s, _ in lock.writers]
+            if seqs != sorted(set(seqs)):
+                raise InternalError(f"{where}: writers out of order {seqs}")
+            if lock.holder is None and lock.reservation is None and lock.writers:
+                raise InternalError(f"{where}: writers queued on a free lock")
+            if lock.readers and lock.holder is None:
+                raise InternalError(f"{where}: readers wait on an unheld lock")
+            if lock.holder is not None and lock.reservation is not None:
+                raise InternalError(f"{where}: held and reserved")
+            res = lock.reservation
+            if res is not None and (res.reserved.get(key) is not lock or res.waiting):
+                raise InternalError(f"{where}: reservation by a waiting or unaware request")
+            for w in lock.waiters():
+                ws = w.wait_state
+                if w._waiting_on is not lock or ws is None or ws.key != key:
+                    raise InternalError(f"{where}: waiter {w!r} does not know it waits here")
+                if w.reserved:
+                    raise InternalError(f"{where}: waiter {w!r} holds reservations")
+                if ws.holder is not None and (
+                    lock.holder is None or ws.holder.id != lock.holder.id
+                ):
+                    raise InternalError(f"{where}: waiter {w!r} would push the wrong txn")
+
     # ---- internals ----------------------------------------------------------------
 
     def _overlapping(self, span: Span) -> Iterator[_Lock]:

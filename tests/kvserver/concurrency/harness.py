@@ -146,8 +146,19 @@ class FakeCluster:
 
     # ---- checks ----------------------------------------------------------------------
 
+    def check_invariants(self) -> None:
+        for rng in self.ranges.values():
+            rng.mgr.lock_table.check_invariants()
+
+    async def check_continuously(self, every: float = 0.005) -> None:
+        """Run until cancelled, checking the lock tables' invariants."""
+        while True:
+            self.check_invariants()
+            await asyncio.sleep(every)
+
     def assert_quiescent(self) -> None:
         """No latches, waiters, waiting pushes or lock-table garbage anywhere."""
+        self.check_invariants()
         for rng in self.ranges.values():
             m = rng.mgr
             assert len(m.latches) == 0, f"latches left on {rng.name!r}"
