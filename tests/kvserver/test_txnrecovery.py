@@ -1,0 +1,301 @@
+"""Transaction recovery against one range that evaluates the requests for
+real (batcheval over a MemEngine, with a timestamp cache that applies the
+QueryIntent preventions to later writes)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from crdb_py.kvserver.batcheval import txn_record as tr
+from crdb_py.kvserver.intentresolver import IntentResolver
+from crdb_py.kvserver.tscache import TimestampCache
+from crdb_py.kvserver.txnrecovery import TxnRecoveryManager
+from crdb_py.pb import api_pb2, data_pb2
+from crdb_py.storage import MemEngine, mvcc_get_intent
+from crdb_py.util.errors import CrdbError, NodeUnavailableError, TransactionAbortedError
+from crdb_py.util.hlc import Timestamp, ts_to_proto
+from tests.kvserver.batcheval.helpers import Env, batch, k, make_txn, put, ts
+from tests.kvserver.batcheval.txn_helpers import bumped, end_txn, span
+
+
+class EvalKV:
+    """A KV sender over one range: evaluates each batch with batcheval,
+    records every batch, applies QueryIntent's timestamp-cache bumps to
+    later transactional writes, and can hold batches at a gate or fail them."""
+
+    def __init__(self, env: Env | None = None) -> None:
+        self.env = env or Env(MemEngine())
+        self.tsc = TimestampCache(Timestamp(1))
+        self.sent: list[api_pb2.BatchRequest] = []
+        self.resolve_intents: list[data_pb2.LockUpdate] = []
+        self.gate: asyncio.Event | None = None
+        self.fail: Callable[[api_pb2.BatchRequest], BaseException | None] = lambda ba: None
+
+    async def send(self, ba: api_pb2.BatchRequest) -> api_pb2.BatchResponse:
+        copy = api_pb2.BatchRequest()
+        copy.CopyFrom(ba)
+        self.sent.append(copy)
+        if self.gate is not None:
+            await self.gate.wait()
+        else:
+            await asyncio.sleep(0)
+        err = self.fail(copy)
+        if err is not None:
+            raise err
+        return self.run(copy)
+
+    def run(self, ba: api_pb2.BatchRequest) -> api_pb2.BatchResponse:
+        """Evaluate now (also used to play the coordinator's own writes)."""
+        if ba.header.txn.meta.id:
+            for ru in ba.requests:
+                if ru.WhichOneof("value") == "put":
+                    wts = Timestamp(
+                        ba.header.txn.meta.write_timestamp.wall_time,
+                        ba.header.txn.meta.write_timestamp.logical,
+                    )
+                    pushed = self.tsc.push_write_ts(
+                        ru.put.header.key, None, wts, ba.header.txn.meta.id
+                    )
+                    if pushed > wts:
+                        ts_to_proto(pushed, ba.header.txn.meta.write_timestamp)
+        elif not ba.header.HasField("timestamp"):
+            ts_to_proto(self.env.now, ba.header.timestamp)
+        try:
+            br, res = self.env.run(ba)
+        except CrdbError as e:
+            self._bump(getattr(e, "tscache_bumps", []))
+            raise
+        self._bump(res.tscache_bumps)
+        self.resolve_intents.extend(res.resolve_intents)
+        return br
+
+    def _bump(self, bumps: list[tuple[bytes, bytes, Timestamp]]) -> None:
+        for key, end, at in bumps:
+            self.tsc.add(key, end or None, at, None)
+
+    def kinds(self) -> list[list[str]]:
+        return [[str(ru.WhichOneof("value")) for ru in ba.requests] for ba in self.sent]
+
+    def queried_keys(self) -> list[bytes]:
+        return [
+            ru.query_intent.header.key
+            for ba in self.sent
+            for ru in ba.requests
+            if ru.WhichOneof("value") == "query_intent"
+        ]
+
+
+# ---- scenarios ------------------------------------------------------------------------------
+
+
+def stage(
+    kv: EvalKV, *, written: list[str], in_flight: list[str], anchor: str = "a"
+) -> tuple[data_pb2.Transaction, data_pb2.Transaction]:
+    """A txn that wrote `anchor` (proven), wrote the `written` subset of its
+    `in_flight` writes, and staged; returns (coordinator's txn, staging record)."""
+    t = make_txn(ts(10), anchor=k(anchor))
+    kv.run(batch(put(k(anchor), b"v" + anchor.encode(), seq=1), txn=t))
+    seqs = {name: i + 2 for i, name in enumerate(in_flight)}
+    for name in written:
+        kv.run(batch(put(k(name), b"v" + name.encode(), seq=seqs[name]), txn=t))
+    kv.run(
+        batch(
+            end_txn(t, locks=[span(k(anchor))], in_flight=[(k(n), seqs[n]) for n in in_flight]),
+            txn=t,
+        )
+    )
+    rec = tr.read_record(kv.env.engine, t.meta)
+    assert rec is not None and rec.status == data_pb2.STAGING
+    kv.sent.clear()
+    return t, tr.record_to_txn(rec)
+
+
+def record_status(kv: EvalKV, t: data_pb2.Transaction) -> int | None:
+    rec = tr.read_record(kv.env.engine, t.meta)
+    return None if rec is None else rec.status
+
+
+def managers(kv: EvalKV, **kw: int) -> tuple[TxnRecoveryManager, IntentResolver]:
+    ir = IntentResolver(kv)
+    return TxnRecoveryManager(kv, ir, **kw), ir
+
+
+# ---- outcomes -------------------------------------------------------------------------------
+
+
+def test_all_in_flight_writes_found_commits() -> None:
+    async def main() -> None:
+        kv = EvalKV()
+        t, staging = stage(kv, written=["b", "c"], in_flight=["b", "c"])
+        rm, ir = managers(kv)
+        out = await rm.recover(staging)
+        assert out.status == data_pb2.COMMITTED
+        assert record_status(kv, t) == data_pb2.COMMITTED
+        assert kv.kinds()[:2] == [
+            ["query_txn", "query_intent", "query_intent"],
+            ["recover_txn"],
+        ]
+        assert kv.sent[1].requests[0].recover_txn.implicitly_committed
+        await ir.drain()
+        for key in (k("a"), k("b"), k("c")):
+            assert mvcc_get_intent(kv.env.engine, key) is None
+        assert [kv.env.value(k(n)) for n in "abc"] == [b"va", b"vb", b"vc"]
+        assert (rm.committed, rm.aborted) == (1, 0)
+
+    asyncio.run(main())
+
+
+def test_missing_write_is_prevented_and_the_txn_aborted() -> None:
+    async def main() -> None:
+        kv = EvalKV()
+        t, staging = stage(kv, written=["b"], in_flight=["b", "c"])
+        rm, ir = managers(kv)
+        out = await rm.recover(staging)
+        assert out.status == data_pb2.ABORTED and record_status(kv, t) == data_pb2.ABORTED
+        assert k("c") in kv.queried_keys()  # the QueryIntent that prevents it was sent
+        assert not kv.sent[-1].requests[0].recover_txn.implicitly_committed
+        await ir.drain()
+        assert [kv.env.value(k(n)) for n in "abc"] == [None, None, None]
+        # Prevention: the late in-flight write cannot land at the staging timestamp ...
+        late = batch(put(k("c"), b"vc", seq=3), txn=t)
+        kv.run(late)
+        md = mvcc_get_intent(kv.env.engine, k("c"))
+        assert md is not None and Timestamp(md.timestamp.wall_time, md.timestamp.logical) > ts(10)
+        # ... and the coordinator's explicit commit learns it was aborted.
+        with pytest.raises(TransactionAbortedError):
+            kv.run(batch(end_txn(bumped(t, ts(10)), locks=[span(k("a")), span(k("c"))]), txn=t))
+
+    asyncio.run(main())
+
+
+def test_probing_stops_at_the_first_batch_with_a_missing_write() -> None:
+    async def main() -> None:
+        kv = EvalKV()
+        names = ["b", "c", "d", "e", "f", "g"]
+        t, staging = stage(kv, written=["b", "c", "e", "f", "g"], in_flight=names)
+        rm, _ = managers(kv, batch_size=2)
+        out = await rm.recover(staging)
+        assert out.status == data_pb2.ABORTED
+        assert kv.queried_keys() == [k("b"), k("c"), k("d"), k("e")]  # f, g never queried
+        # QueryTxn leads every probe batch; then RecoverTxn, then the resolution
+        assert [x[0] for x in kv.kinds()] == [
+            "query_txn",
+            "query_txn",
+            "recover_txn",
+            "resolve_intent",
+        ]
+        assert [len(x) for x in kv.kinds()] == [3, 3, 1, 7]
+
+    asyncio.run(main())
+
+
+def test_record_already_final_is_a_no_op() -> None:
+    async def main() -> None:
+        kv = EvalKV()
+        t, staging = stage(kv, written=["b"], in_flight=["b"])
+        # the coordinator makes the commit explicit before the recoverer gets there
+        kv.run(batch(end_txn(t, locks=[span(k("a")), span(k("b"))]), txn=t))
+        kv.sent.clear()
+        rm, _ = managers(kv)
+        out = await rm.recover(staging)
+        assert out.status == data_pb2.COMMITTED
+        assert "recover_txn" not in sum(kv.kinds(), [])
+        assert rm.moot == 1
+        # a caller holding a final txn sends nothing at all
+        kv.sent.clear()
+        assert (await rm.recover(out)).status == data_pb2.COMMITTED and kv.sent == []
+
+    asyncio.run(main())
+
+
+def test_restaged_record_is_returned_without_deciding() -> None:
+    async def main() -> None:
+        kv = EvalKV()
+        t, staging = stage(kv, written=[], in_flight=["b"])
+        # the coordinator is alive: it refreshed to ts 20 and staged again
+        t2 = bumped(t, ts(20), ts(20))
+        kv.run(batch(put(k("b"), b"vb", seq=2), txn=t2))
+        kv.run(batch(end_txn(t2, locks=[span(k("a"))], in_flight=[(k("b"), 2)]), txn=t2))
+        kv.sent.clear()
+        rm, _ = managers(kv)
+        out = await rm.recover(staging)
+        assert out.status == data_pb2.STAGING and out.meta.write_timestamp.wall_time == 20
+        assert "recover_txn" not in sum(kv.kinds(), [])
+        assert record_status(kv, t) == data_pb2.STAGING
+
+    asyncio.run(main())
+
+
+def test_missing_record_is_recovered_as_aborted() -> None:
+    async def main() -> None:
+        kv = EvalKV()
+        t = make_txn(ts(10), anchor=k("a"))
+        kv.run(batch(put(k("a"), b"va", seq=1), txn=t))
+        ghost = data_pb2.Transaction(status=data_pb2.STAGING)
+        ghost.CopyFrom(t)
+        ghost.status = data_pb2.STAGING
+        ghost.in_flight_writes.add(key=k("a"), sequence=1)
+        rm, ir = managers(kv)
+        out = await rm.recover(ghost)
+        assert out.status == data_pb2.ABORTED and record_status(kv, t) == data_pb2.ABORTED
+        await ir.drain()
+        assert mvcc_get_intent(kv.env.engine, k("a")) is None and kv.env.value(k("a")) is None
+
+    asyncio.run(main())
+
+
+# ---- concurrency ----------------------------------------------------------------------------
+
+
+def test_concurrent_recoveries_of_one_txn_are_deduplicated() -> None:
+    async def main() -> None:
+        kv = EvalKV()
+        _, staging = stage(kv, written=["b"], in_flight=["b"])
+        kv.gate = asyncio.Event()
+        rm, _ = managers(kv)
+        tasks = [asyncio.ensure_future(rm.recover(staging)) for _ in range(5)]
+        for _ in range(5):
+            await asyncio.sleep(0)
+        kv.gate.set()
+        outs = await asyncio.gather(*tasks)
+        assert {o.status for o in outs} == {data_pb2.COMMITTED}
+        assert kv.kinds()[:2] == [["query_txn", "query_intent"], ["recover_txn"]]
+        assert all(ks[0] == "resolve_intent" for ks in kv.kinds()[2:])
+        assert rm.attempts == 1
+        outs[0].status = data_pb2.ABORTED  # callers get their own copies
+        assert outs[1].status == data_pb2.COMMITTED
+
+    asyncio.run(main())
+
+
+def test_two_managers_racing_agree() -> None:
+    async def main() -> None:
+        kv = EvalKV()
+        t, staging = stage(kv, written=[], in_flight=["b"])
+        rm1, _ = managers(kv)
+        rm2, _ = managers(kv)
+        a, b = await asyncio.gather(rm1.recover(staging), rm2.recover(staging))
+        assert a.status == b.status == data_pb2.ABORTED
+        assert record_status(kv, t) == data_pb2.ABORTED
+
+    asyncio.run(main())
+
+
+def test_error_reaches_every_waiter_and_a_later_recovery_retries() -> None:
+    async def main() -> None:
+        kv = EvalKV()
+        t, staging = stage(kv, written=["b"], in_flight=["b"])
+        kv.fail = lambda ba: NodeUnavailableError(2)
+        rm, _ = managers(kv)
+        results = await asyncio.gather(
+            rm.recover(staging), rm.recover(staging), return_exceptions=True
+        )
+        assert all(isinstance(r, NodeUnavailableError) for r in results)
+        kv.fail = lambda ba: None
+        assert (await rm.recover(staging)).status == data_pb2.COMMITTED
+        assert record_status(kv, t) == data_pb2.COMMITTED
+
+    asyncio.run(main())
