@@ -26,7 +26,9 @@ from tests.kvserver.batcheval.txn_helpers import (
 )
 
 BASE = make_txn(ts(10), anchor=k("a"))
-_read = tr.read_record  # the checker's own reference (mutation tests patch the module's)
+# The checker's own references (the mutation tests patch the module's).
+_read = tr.read_record
+_FINAL = (data_pb2.COMMITTED, data_pb2.ABORTED)
 
 attempts = st.tuples(st.integers(0, 2), st.sampled_from([10, 20, 30]), st.booleans())
 nows = st.sampled_from([SECOND, 20 * SECOND])
@@ -104,7 +106,7 @@ def test_final_status_never_changes(seq: list[tuple[Any, ...]]) -> None:
         rec = _read(engine, BASE.meta)
         if prev is not None:
             assert rec is not None, "a record disappeared"
-            if tr.is_final(prev.status):
+            if prev.status in _FINAL:
                 assert rec == prev, f"final record changed by {op}"
             assert rec.meta.epoch >= prev.meta.epoch
             assert ts_from_proto(rec.meta.write_timestamp) >= ts_from_proto(
@@ -129,4 +131,21 @@ def test_property_catches_a_broken_end_txn(monkeypatch: pytest.MonkeyPatch) -> N
     with pytest.raises(AssertionError, match="final record changed"):
         test_final_status_never_changes.hypothesis.inner_test(  # type: ignore[attr-defined]
             [("end", (0, 10, True), "commit"), ("end", (0, 10, True), "abort")]
+        )
+
+
+def test_property_catches_a_push_that_ignores_final_status(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With PushTxn treating final records as live, a forced push aborts a
+    committed txn."""
+    from crdb_py.kvserver.batcheval import cmd_push_txn
+
+    monkeypatch.setattr(cmd_push_txn.tr, "is_final", lambda status: False)
+    with pytest.raises(AssertionError, match="final record changed"):
+        test_final_status_never_changes.hypothesis.inner_test(  # type: ignore[attr-defined]
+            [
+                ("end", (0, 10, True), "commit"),
+                ("push", (0, 10, True), api_pb2.PUSH_ABORT, 0, True, SECOND),
+            ]
         )
