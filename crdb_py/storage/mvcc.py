@@ -49,9 +49,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from crdb_py.pb import data_pb2
+from crdb_py.storage.batch import OverlayBatch
 from crdb_py.storage.engine import Reader, ReadWriter
 from crdb_py.storage.mvcc_key import (
-    SUFFIX_LEN,
     TERMINATOR,
     decode_suffix,
     encode_prefix,
@@ -663,9 +663,17 @@ def mvcc_delete_range(
         rw, start, end, _write_ts(ts, txn), txn=txn, max_keys=max_keys, fail_on_more_recent=True
     )
     out = [k for k, _ in res.kvs]
+    # All or nothing: stage the tombstones so an error on a later key
+    # (e.g. write-too-old against a version at exactly `ts`) writes nothing.
+    staged = OverlayBatch(rw)
+    delta = MVCCStats()
     for k in out:
-        _put(rw, k, ts, TOMBSTONE, txn, stats)
+        _put(staged, k, ts, TOMBSTONE, txn, delta)
+    for k, v in staged.mutations():
+        if v is None:
+            rw.delete(k)
+        else:
+            rw.put(k, v)
+    if stats is not None:
+        stats.add(delta)
     return out, res.resume_span
-
-
-SUFFIX_BYTES = SUFFIX_LEN

@@ -115,6 +115,7 @@ def mvcc_resolve_write_intent(
     ignored = list(ignored_seqnums)
     new_prov = prov
     hist = list(md.intent_history)
+    rolled_back = False
     if ignored and md.txn.epoch == txn.epoch:
         writes = [(sv.sequence, TOMBSTONE if sv.deleted else VALUE_TAG + sv.value) for sv in hist]
         writes.append((md.txn.sequence, prov))
@@ -122,6 +123,7 @@ def mvcc_resolve_write_intent(
         if not kept:
             _remove(rw, prefix, isfx, klen, meta, prov, below, stats)
             return True
+        rolled_back = len(kept) != len(writes)
         seq, new_prov = kept[-1]
         hist = [
             data_pb2.SequencedValue(sequence=s, value=v[1:], deleted=not v) for s, v in kept[:-1]
@@ -146,7 +148,7 @@ def mvcc_resolve_write_intent(
         return True
     # PENDING / STAGING: push the intent's timestamp forward, apply rollbacks.
     new_ts = new_ts.forward(its)
-    if new_ts == its and new_prov is prov:
+    if new_ts == its and not rolled_back:
         return False
     nsfx = encode_suffix(new_ts)
     ts_to_proto(new_ts, md.timestamp)
