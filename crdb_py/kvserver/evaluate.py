@@ -316,6 +316,7 @@ def evaluate_batch(
     uncertainty_limit: Timestamp | None = None,
     assert_spans: SpanSet | None = None,
     tscache: TimestampCache | None = None,
+    extras: dict[str, Any] | None = None,
 ) -> tuple[api_pb2.BatchResponse, Result]:
     """Evaluate `ba`'s requests in order against `rw` (see the module docstring).
 
@@ -354,6 +355,7 @@ def evaluate_batch(
         uncertainty_limit=uncertainty_limit,
         assert_spans=assert_spans,
         tscache=tscache,
+        extras=extras,
     )
 
 
@@ -368,6 +370,7 @@ def _evaluate(
     uncertainty_limit: Timestamp | None,
     assert_spans: SpanSet | None,
     tscache: TimestampCache | None,
+    extras: dict[str, Any] | None = None,
 ) -> tuple[api_pb2.BatchResponse, Result]:
     _check_sizes(reqs)
     for i, (_, req, _) in enumerate(reqs):
@@ -425,6 +428,7 @@ def _evaluate(
             max_keys=max_keys if limited else 0,
             target_bytes=target_bytes if limited else 0,
             tscache=tscache,
+            extras=extras if extras is not None else {},
         )
         try:
             res = cmd.evaluate(cargs, req, resp)

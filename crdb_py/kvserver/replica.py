@@ -37,6 +37,9 @@ from typing import TYPE_CHECKING
 import msgpack
 
 from crdb_py.kvserver import evaluate
+from crdb_py.kvserver.batcheval.command import Result, lookup
+from crdb_py.kvserver.concurrency.manager import ConcurrencyManager, request_from_batch
+from crdb_py.kvserver.concurrency.txn_wait_queue import PushWaitResult
 from crdb_py.kvserver.lease import (
     LeaseState,
     check_lease_request,
@@ -75,6 +78,8 @@ from crdb_py.util.errors import (
     NotLeaseHolderError,
     RangeKeyMismatchError,
     RangeNotFoundError,
+    TransactionPushError,
+    WriteIntentError,
     WriteTooOldError,
 )
 from crdb_py.util.hlc import MIN_TIMESTAMP, Timestamp, ts_from_proto, ts_to_proto
@@ -89,6 +94,27 @@ RAFT_INITIAL_LOG_INDEX = 10
 RAFT_INITIAL_LOG_TERM = 5
 ZERO_TS = Timestamp(0, 0)
 ADMIN_KINDS = frozenset({"admin_split", "admin_transfer_lease"})
+# Writes whose timestamp is not pushed by the timestamp cache: they do not
+# write MVCC values at the batch timestamp.
+_NO_TSCACHE_PUSH = frozenset({
+    "heartbeat_txn", "end_txn", "push_txn", "recover_txn", "resolve_intent",
+    "resolve_intent_range",
+})
+
+
+def _single_push(ba: api_pb2.BatchRequest) -> api_pb2.PushTxnRequest | None:
+    if len(ba.requests) == 1 and ba.requests[0].WhichOneof("value") == "push_txn":
+        return ba.requests[0].push_txn
+    return None
+
+
+def _forced_push(ba: api_pb2.BatchRequest) -> api_pb2.BatchRequest:
+    out = api_pb2.BatchRequest()
+    out.CopyFrom(ba)
+    p = out.requests[0].push_txn
+    p.force = True
+    p.push_type = api_pb2.PUSH_ABORT
+    return out
 
 
 class _Reproposal(CrdbError):
@@ -222,6 +248,7 @@ class Replica:
             self.raft_storage,
         )
         self.latches = LatchManager()
+        self.concurrency = ConcurrencyManager(store.pusher, store.clock.now, latches=self.latches)
         self.tscache = TimestampCache(store.clock.now())
         self.proposals: dict[bytes, Proposal] = {}
         self.next_mli = self.applied.lease_applied_index
@@ -283,15 +310,32 @@ class Replica:
         is_write, _read_only, _ = evaluate.batch_flags(ba)
         await self._ensure_lease()
         ba = self._assign_timestamp(ba)
+        cm = self.concurrency
         spans = evaluate.declare_keys(self.desc, ba)
-        guard = await self.latches.acquire(spans)
+        creq = request_from_batch(ba, spans)
+        g = await cm.sequence(creq)
         try:
-            await self._ensure_lease()
-            if not is_write:
-                return self._eval_read(ba)
-            return await self._eval_write(ba)
+            while True:
+                try:
+                    await self._ensure_lease()
+                    if not is_write:
+                        return self._eval_read(ba)
+                    return await self._eval_write(ba)
+                except WriteIntentError as e:
+                    g = await cm.handle_write_intent_error(g, e)
+                except TransactionPushError as e:
+                    push = _single_push(ba)
+                    if push is None or push.push_type == api_pb2.PUSH_TOUCH:
+                        raise
+                    # Wait in the pushee's txn wait queue, without latches.
+                    cm.finish(g)
+                    pusher = push.pusher_txn if push.HasField("pusher_txn") else None
+                    res = await cm.wait_for_pushee(push, pusher, pushee_record=e.pushee)
+                    if res == PushWaitResult.DEADLOCK:
+                        ba = _forced_push(ba)
+                    g = await cm.sequence(creq)
         finally:
-            self.latches.release(guard)
+            cm.finish(g)
 
     def _assign_timestamp(self, ba: api_pb2.BatchRequest) -> api_pb2.BatchRequest:
         h = ba.header
@@ -304,29 +348,52 @@ class Replica:
             return out
         return ba
 
-    def _eval_read(self, ba: api_pb2.BatchRequest) -> api_pb2.BatchResponse:
-        assert self.desc is not None
-        now = self.store.clock.now()
-        br, _res = evaluate.evaluate_batch(
-            self.store.engine, ba, desc=self.desc, now=now, stats=MVCCStats()
-        )
+    def _extras(self) -> dict[str, object]:
+        return {"waiting_txns": self.concurrency.waiting_txns}
+
+    def _apply_tscache_bumps(self, bumps: list) -> None:
+        for key, end_key, ts in bumps:
+            self.tscache.add(key, end_key or None, ts, None)
+
+    def _record_reads(self, ba: api_pb2.BatchRequest) -> None:
         h = ba.header
         txn_id = h.txn.meta.id if h.HasField("txn") else None
         ts = ts_from_proto(h.txn.read_timestamp if h.HasField("txn") else h.timestamp)
         for ru in ba.requests:
-            req = getattr(ru, ru.WhichOneof("value"))
+            kind = ru.WhichOneof("value")
+            if not lookup(kind).updates_tscache:
+                continue
+            req = getattr(ru, kind)
             self.tscache.add(req.header.key, req.header.end_key or None, ts, txn_id)
+
+    def _eval_read(self, ba: api_pb2.BatchRequest) -> api_pb2.BatchResponse:
+        assert self.desc is not None
+        now = self.store.clock.now()
+        try:
+            br, res = evaluate.evaluate_batch(
+                self.store.engine, ba, desc=self.desc, now=now, stats=MVCCStats(),
+                tscache=self.tscache, extras=self._extras(),
+            )
+        except CrdbError as e:
+            self._apply_tscache_bumps(getattr(e, "tscache_bumps", None) or [])
+            raise
+        self._apply_tscache_bumps(res.tscache_bumps)
+        self._record_reads(ba)
+        if res.encountered_intents and self.store.intent_resolver is not None:
+            self.store.intent_resolver.cleanup_intents(res.encountered_intents)
+        h = ba.header
         br.header.timestamp.CopyFrom(h.timestamp)
-        if h.HasField("txn"):
+        if h.HasField("txn") and not br.header.HasField("txn"):
             br.header.txn.CopyFrom(h.txn)
         return br
 
     def _push_write_ts(self, ba: api_pb2.BatchRequest, ts: Timestamp, txn_id: bytes | None) -> Timestamp:
         for ru in ba.requests:
-            req = getattr(ru, ru.WhichOneof("value"))
-            max_ts, owner = self.tscache.get_max(req.header.key, req.header.end_key or None)
-            if max_ts >= ts and (txn_id is None or owner != txn_id):
-                ts = max_ts.next()
+            kind = ru.WhichOneof("value")
+            if not lookup(kind).is_write or kind in _NO_TSCACHE_PUSH:
+                continue
+            req = getattr(ru, kind)
+            ts = self.tscache.push_write_ts(req.header.key, req.header.end_key or None, ts, txn_id)
         return ts
 
     async def _eval_write(self, ba: api_pb2.BatchRequest) -> api_pb2.BatchResponse:
@@ -349,9 +416,11 @@ class Replica:
             delta = MVCCStats()
             try:
                 br, res = evaluate.evaluate_batch(
-                    batch, work, desc=self.desc, now=self.store.clock.now(), stats=delta
+                    batch, work, desc=self.desc, now=self.store.clock.now(), stats=delta,
+                    tscache=self.tscache, extras=self._extras(),
                 )
             except WriteTooOldError as e:
+                self._apply_tscache_bumps(getattr(e, "tscache_bumps", None) or [])
                 if is_txn:
                     raise
                 # A non-transactional write simply moves above the newer value.
@@ -359,21 +428,47 @@ class Replica:
                 ba.CopyFrom(work)
                 ts_to_proto(e.actual_timestamp, ba.header.timestamp)
                 continue
+            except CrdbError as e:
+                self._apply_tscache_bumps(getattr(e, "tscache_bumps", None) or [])
+                raise
+            self._apply_tscache_bumps(res.tscache_bumps)
+            self._record_reads(work)
+            if batch.count() == 0 and not res.updated_txn:
+                # Nothing to replicate (e.g. a push that found nothing to do).
+                return self._finish_write_response(br, work, res)
             cmd = RaftCommand(
                 id=os.urandom(8),
                 proposer_lease_seq=self.lease.sequence if self.lease is not None else 0,
                 write_batch=batch.repr() if batch.count() else b"",
                 stats_delta={k: v for k, v in delta.counters().items() if v},
             )
+            fut = self.propose(cmd)
+            fut.add_done_callback(lambda f, res=res: self._after_apply(f, res))
             try:
-                await self.propose_and_wait(cmd, wait=not h.async_consensus)
+                await self._wait(fut, wait=not h.async_consensus)
             except _Reproposal:
                 continue
-            br.header.timestamp.CopyFrom(wh.timestamp)
-            if is_txn:
-                br.header.txn.CopyFrom(wh.txn)
-            return br
+            return self._finish_write_response(br, work, res)
         raise AmbiguousResultError(f"{self}: command could not be applied after repeated reproposals")
+
+    def _finish_write_response(self, br: api_pb2.BatchResponse, work: api_pb2.BatchRequest, res: Result) -> api_pb2.BatchResponse:
+        wh = work.header
+        br.header.timestamp.CopyFrom(wh.timestamp)
+        if wh.HasField("txn") and not br.header.HasField("txn"):
+            br.header.txn.CopyFrom(wh.txn)
+        return br
+
+    def _after_apply(self, fut: asyncio.Future[None], res: Result) -> None:
+        """Local side effects of an applied command (leaseholder only)."""
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        cm = self.concurrency
+        for up in res.resolved_locks:
+            cm.on_lock_updated(up)
+        if res.updated_txn is not None:
+            cm.on_txn_record_updated(res.updated_txn)
+        if res.resolve_intents and self.store.intent_resolver is not None:
+            self.store.intent_resolver.enqueue(res.resolve_intents)
 
     # ---- proposals --------------------------------------------------------------
 
@@ -403,7 +498,9 @@ class Replica:
 
     async def propose_and_wait(self, cmd: RaftCommand, *, wait: bool = True,
                                conf_change: ConfChange | None = None) -> None:
-        fut = self.propose(cmd, conf_change)
+        await self._wait(self.propose(cmd, conf_change), wait=wait)
+
+    async def _wait(self, fut: asyncio.Future[None], *, wait: bool = True) -> None:
         if not wait:
             fut.add_done_callback(_consume)
             return
@@ -641,7 +738,9 @@ class Replica:
             fail()
         else:
             post.append(fail)
-        if new.replica.replica_id == self.replica_id:
+        if new.replica.replica_id != self.replica_id:
+            self.concurrency.clear()
+        else:
             start = ts_from_proto(new.start)
             try:
                 self.store.clock.update(start)

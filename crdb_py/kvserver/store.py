@@ -78,6 +78,23 @@ class KVSender(Protocol):
     async def send(self, ba: api_pb2.BatchRequest) -> api_pb2.BatchResponse: ...
 
 
+class _StorePusher:
+    """The concurrency managers' `TxnPusher`: the store's KV pusher, created
+    on first use (the node hands the store its KV client after construction)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def push_txn(self, *args: Any, **kwargs: Any) -> Any:
+        return await self.store.kv_pusher().push_txn(*args, **kwargs)
+
+    async def resolve_intent(self, update: Any) -> None:
+        await self.store.kv_pusher().resolve_intent(update)
+
+    async def query_txn(self, txn: Any) -> Any:
+        return await self.store.kv_pusher().query_txn(txn)
+
+
 class Store:
     def __init__(
         self,
@@ -103,6 +120,30 @@ class Store:
         self._busy: set[tuple[str, int]] = set()
         self._ticks = 0
         self.stopped = False
+        self._intent_resolver: Any = None
+        self._kv_pusher: Any = None
+        self.pusher = _StorePusher(self)
+
+    # ---- txn machinery over the cluster KV client (created once kv is set) ----
+
+    @property
+    def intent_resolver(self) -> Any:
+        if self._intent_resolver is None and self.kv is not None:
+            from crdb_py.kvserver.intentresolver import IntentResolver
+
+            self._intent_resolver = IntentResolver(self.kv)
+        return self._intent_resolver
+
+    def kv_pusher(self) -> Any:
+        if self._kv_pusher is None:
+            if self.kv is None:
+                raise InternalError("store has no KV client to push transactions with")
+            from crdb_py.kvserver.pusher import KVTxnPusher
+            from crdb_py.kvserver.txnrecovery import TxnRecoveryManager
+
+            ir = self.intent_resolver
+            self._kv_pusher = KVTxnPusher(self.kv, ir, TxnRecoveryManager(self.kv, ir))
+        return self._kv_pusher
 
     # ---- bootstrap / lifecycle ------------------------------------------------
 
@@ -167,6 +208,8 @@ class Store:
             for p in list(r.proposals.values()):
                 if not p.fut.done():
                     p.fut.cancel()
+        if self._intent_resolver is not None:
+            self._intent_resolver.close()
 
     # ---- scheduler --------------------------------------------------------------
 
