@@ -251,34 +251,20 @@ def test_scan_across_ten_ranges_many_seeds(seed):
 # ---- (e) linearizable registers under lease moves, crashes and partitions ----------------
 
 
-def register_scenario(*, clients=5, ops=60, partition=True, faults=FAULTS):
+def register_scenario(*, clients=5, ops=60, partition=True, faults=FAULTS, skew=SKEW,
+                      keys=(b"reg-a", b"reg-b", b"reg-c"), split_keys=None, think_max=0.2):
     async def scenario(loop: vloop.VirtualEventLoop):
-        sim = KVSim(loop, 3, faults=faults, max_skew_nanos=SKEW)
+        sim = KVSim(loop, 3, faults=faults, max_skew_nanos=skew)
         await sim.start()
         try:
-            keys = [b"reg-a", b"reg-b", b"reg-c"]
-            await retry(lambda: sim.db().admin_split(b"reg-b"))  # two ranges
+            await retry(lambda: sim.db().admin_split(keys[1]))  # two ranges
             h = History(clock=loop.time)
             stop = asyncio.Event()
-            nem = asyncio.create_task(
-                nemesis(
-                    sim,
-                    loop.fork_rng("nemesis"),
-                    stop,
-                    keys=keys,
-                    partition=partition,
-                    interval=(0.2, 0.8),
-                )
-            )
-            await register_workload(
-                sim,
-                h,
-                keys=keys,
-                clients=clients,
-                ops_per_client=ops,
-                rng=loop.fork_rng("workload"),
-                think_max=0.2,
-            )
+            nem = asyncio.create_task(nemesis(
+                sim, loop.fork_rng("nemesis"), stop, keys=list(keys), partition=partition,
+                split_keys=split_keys, interval=(0.2, 0.8)))
+            await register_workload(sim, h, keys=list(keys), clients=clients, ops_per_client=ops,
+                                    rng=loop.fork_rng("workload"), think_max=think_max)
             stop.set()
             actions = await nem
             return h, actions
@@ -286,6 +272,17 @@ def register_scenario(*, clients=5, ops=60, partition=True, faults=FAULTS):
             await sim.close()
 
     return scenario
+
+
+# Harsher: more loss, reordering, lost responses, skew near half the max
+# offset, more clients and keys, and splits between the keys.
+HARSH = dict(
+    clients=8, ops=80, think_max=0.1, skew=240_000_000,
+    faults=NetFaults(drop=0.05, duplicate=0.03, raft_delay_max=0.05, rpc_delay_max=0.02,
+                     rpc_response_drop=0.02),
+    keys=(b"reg-a", b"reg-b", b"reg-c", b"reg-d"),
+    split_keys=[b"reg-a\x00", b"reg-c", b"reg-d"],
+)
 
 
 def _assert_linearizable(h: History, actions) -> None:
@@ -307,6 +304,20 @@ def test_registers_linearizable_under_nemesis(seed):
 @pytest.mark.parametrize("seed", list(range(200, 240)))
 def test_registers_linearizable_many_seeds(seed):
     h, actions = run(register_scenario(clients=6, ops=100), seed, max_time=1200)
+    _assert_linearizable(h, actions)
+
+
+def test_registers_linearizable_under_harsh_faults_and_splits():
+    h, actions = run(register_scenario(**HARSH), 11, max_time=1200)
+    assert Counter(e.type for e in h.events)["ok"] >= 400
+    assert any(a.startswith("split") for _, a in actions)
+    _assert_linearizable(h, actions)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", list(range(300, 330)))
+def test_registers_linearizable_harsh_many_seeds(seed):
+    h, actions = run(register_scenario(**HARSH), seed, max_time=1200)
     _assert_linearizable(h, actions)
 
 
