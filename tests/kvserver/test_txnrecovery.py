@@ -15,7 +15,12 @@ from crdb_py.kvserver.tscache import TimestampCache
 from crdb_py.kvserver.txnrecovery import TxnRecoveryManager
 from crdb_py.pb import api_pb2, data_pb2
 from crdb_py.storage import MemEngine, mvcc_get_intent
-from crdb_py.util.errors import CrdbError, NodeUnavailableError, TransactionAbortedError
+from crdb_py.util.errors import (
+    CrdbError,
+    NodeUnavailableError,
+    TransactionAbortedError,
+    TransactionStatusError,
+)
 from crdb_py.util.hlc import Timestamp, ts_to_proto
 from tests.kvserver.batcheval.helpers import Env, batch, k, make_txn, put, ts
 from tests.kvserver.batcheval.txn_helpers import bumped, end_txn, span
@@ -299,3 +304,164 @@ def test_error_reaches_every_waiter_and_a_later_recovery_retries() -> None:
         assert record_status(kv, t) == data_pb2.COMMITTED
 
     asyncio.run(main())
+
+
+# ---- parallel commits under every interleaving with a recoverer ----------------------------
+#
+# MODEL-CHECKS.md, "Parallel commits": the coordinator's steps — stage the
+# record (C_stage) and write the last key (C_write), sent in parallel, then,
+# if both landed at the staging timestamp, acknowledge the client and make
+# the commit explicit (C_commit) — interleaved in every order with a
+# recoverer's two rounds (R_probe: QueryTxn + QueryIntent, R_decide:
+# RecoverTxn), and a coordinator crash after any prefix of its steps.
+# Checked: AckImpliesCommit, a final status never changes, and every run
+# ends with a final record (implicit commit leads to explicit commit). The
+# broken variant (QueryIntent's prevention switched off) must be caught.
+
+
+class SteppedKV(EvalKV):
+    """EvalKV whose batches wait until the test driver lets them through."""
+
+    def __init__(self, prevent: bool) -> None:
+        super().__init__()
+        self.prevent = prevent
+        self.queue: list[tuple[api_pb2.BatchRequest, asyncio.Future[api_pb2.BatchResponse]]] = []
+
+    async def send(self, ba: api_pb2.BatchRequest) -> api_pb2.BatchResponse:
+        fut: asyncio.Future[api_pb2.BatchResponse] = asyncio.get_running_loop().create_future()
+        copy = api_pb2.BatchRequest()
+        copy.CopyFrom(ba)
+        self.queue.append((copy, fut))
+        return await fut
+
+    def step(self) -> bool:
+        if not self.queue:
+            return False
+        ba, fut = self.queue.pop(0)
+        try:
+            fut.set_result(self.run(ba))
+        except CrdbError as e:
+            fut.set_exception(e)
+        return True
+
+    def _bump(self, bumps: list[tuple[bytes, bytes, Timestamp]]) -> None:
+        if self.prevent:
+            super()._bump(bumps)
+
+
+COORD = ("C_stage", "C_write", "C_commit")
+RECOV = ("R_probe", "R_decide")
+
+
+def _schedules() -> list[tuple[str, ...]]:
+    import itertools
+
+    out = []
+    for perm in itertools.permutations(COORD + RECOV):
+        pos = {e: i for i, e in enumerate(perm)}
+        if pos["C_commit"] < max(pos["C_stage"], pos["C_write"]):
+            continue
+        if pos["R_probe"] < pos["C_stage"] or pos["R_decide"] < pos["R_probe"]:
+            continue
+        out.append(perm)
+    return out
+
+
+async def _play(schedule: tuple[str, ...], crash_after: int, prevent: bool) -> list[str]:
+    kv = SteppedKV(prevent)
+    t = make_txn(ts(10), anchor=k("a"))
+    kv.run(batch(put(k("a"), b"va", seq=1), txn=t))  # proven earlier
+    rm = TxnRecoveryManager(kv)
+    task: asyncio.Task[data_pb2.Transaction] | None = None
+    no_recovery = False
+    done_coord: set[str] = set()
+    landed_at: Timestamp | None = None
+    acked = False
+    seen_final: int | None = None
+    problems: list[str] = []
+
+    async def settle() -> None:
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+    def check_final() -> None:
+        nonlocal seen_final
+        st = record_status(kv, t)
+        if seen_final is not None and st != seen_final:
+            problems.append(f"final status changed {seen_final} -> {st}")
+        if st in (data_pb2.COMMITTED, data_pb2.ABORTED):
+            seen_final = st
+
+    coord_steps = 0
+    for ev in schedule:
+        if ev.startswith("C"):
+            if coord_steps >= crash_after:
+                continue  # the coordinator crashed
+            coord_steps += 1
+            if ev == "C_stage":
+                kv.run(batch(end_txn(t, locks=[span(k("a"))], in_flight=[(k("b"), 2)]), txn=t))
+            elif ev == "C_write":
+                br = kv.run(batch(put(k("b"), b"vb", seq=2), txn=t))
+                landed_at = ts_from_pb(br.header.txn.meta.write_timestamp)
+            elif ev == "C_commit" and acked:
+                try:
+                    kv.run(batch(end_txn(t, locks=[span(k("a")), span(k("b"))]), txn=t))
+                except TransactionStatusError:
+                    pass  # a recoverer made it explicit first: fine
+                except TransactionAbortedError:
+                    problems.append("acknowledged, then the explicit commit found it aborted")
+            done_coord.add(ev)
+            if {"C_stage", "C_write"} <= done_coord and not acked and landed_at == ts(10):
+                acked = True  # both parallel writes succeeded at the staging ts
+        else:
+            if task is None and not no_recovery:
+                # a pusher meets the intent of a, finds the record STAGING and recovers it
+                rec = tr.read_record(kv.env.engine, t.meta)
+                if rec is None or rec.status != data_pb2.STAGING:
+                    no_recovery = True  # a plain push would handle it; not modelled here
+                    continue
+                task = asyncio.ensure_future(rm.recover(tr.record_to_txn(rec)))
+            await settle()
+            kv.step()
+            await settle()
+        check_final()
+    # the recoverer runs to completion (liveness)
+    while task is not None and not task.done():
+        await settle()
+        kv.step()
+    check_final()
+    if task is not None and task.exception() is not None:
+        problems.append(f"recovery failed: {task.exception()!r}")  # e.g. an InternalError
+    st = record_status(kv, t)
+    if acked and st != data_pb2.COMMITTED:
+        problems.append(f"acknowledged but the record is {tr.status_name(st or 0)}")
+    if task is not None and st not in (data_pb2.COMMITTED, data_pb2.ABORTED):
+        problems.append(f"ends {tr.status_name(st or 0)}, not final")
+    return [f"{' '.join(schedule)} crash_after={crash_after}: {p}" for p in problems]
+
+
+def _explore(prevent: bool) -> list[str]:
+    async def main() -> list[str]:
+        out: list[str] = []
+        for sched in _schedules():
+            for crash_after in range(1, len(COORD) + 1):
+                out.extend(await _play(sched, crash_after, prevent))
+        return out
+
+    return asyncio.run(main())
+
+
+def ts_from_pb(p: data_pb2.Timestamp) -> Timestamp:
+    return Timestamp(p.wall_time, p.logical)
+
+
+def test_ack_implies_commit_under_every_interleaving() -> None:
+    scheds = _schedules()
+    assert ("C_stage", "R_probe", "C_write", "C_commit", "R_decide") in scheds
+    assert ("C_write", "C_stage", "R_probe", "R_decide", "C_commit") in scheds
+    assert _explore(prevent=True) == []
+
+
+def test_broken_variant_without_prevention_is_caught() -> None:
+    problems = _explore(prevent=False)
+    assert any("acknowledged but the record is ABORTED" in p for p in problems), problems
