@@ -238,6 +238,8 @@ def run_schedule(
             "to_down": st.to_down,
             "snapshots": c.delivered_by_type.get(MessageType.SNAP, 0),
             "crashes": sum(nd.restarts for nd in c.nodes.values()),
+            "voters_added": sum(1 for i in c.nodes if i > n and i in c.config().voters),
+            "voters_removed": len(c.removed),
         },
     )
 

@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{res['failed']} failed in {res['seconds']} s"
     )
     keys = ("steps", "proposed", "applied", "leader_terms", "delivered", "dropped", "cut")
-    keys += ("duplicated", "snapshots", "crashes")
+    keys += ("duplicated", "snapshots", "crashes", "voters_added", "voters_removed")
     print("  " + " ".join(f"{k}={t.get(k, 0)}" for k in keys))
     failures = res["failures"]
     assert isinstance(failures, list)
