@@ -141,3 +141,54 @@ def test_abandoned_txn_is_aborted_by_whoever_meets_it():
             await c.close()
 
     asyncio.run(asyncio.wait_for(main(), 60))
+
+
+def test_deadlock_across_ranges_is_detected_and_broken():
+    """t1 holds a and wants z; t2 holds z and wants a. Both stay alive (they
+    heartbeat), so only deadlock detection can free them: exactly one must be
+    aborted, well before the 5 s expiry, and the other commits."""
+
+    async def main():
+        c = await started()
+        try:
+            sender = c.db().sender
+            clock = HLC()
+            t1, t2 = new_txn(b"a", clock), new_txn(b"z", clock)
+            for t, k in ((t1, b"a"), (t2, b"z")):
+                await sender.send(batch(t, heartbeat(t)))
+                br = await sender.send(batch(t, put(k, b"held", 1)))
+                t.CopyFrom(br.header.txn)
+
+            async def beat() -> None:
+                while True:
+                    await asyncio.sleep(0.5)
+                    for t in (t1, t2):
+                        try:
+                            await sender.send(batch(t, heartbeat(t)))
+                        except Exception:  # noqa: BLE001 - aborted: stop caring
+                            pass
+
+            hb = asyncio.create_task(beat())
+            loop = asyncio.get_running_loop()
+            start = loop.time()
+
+            async def cross(t: data_pb2.Transaction, k: bytes) -> str:
+                try:
+                    br = await sender.send(batch(t, put(k, b"want", 2)))
+                    t.CopyFrom(br.header.txn)
+                    br = await sender.send(batch(t, end_txn(t, [b"a", b"z"])))
+                    return data_pb2.TransactionStatus.Name(br.header.txn.status)
+                except Exception as e:  # noqa: BLE001
+                    return type(e).__name__
+
+            r1, r2 = await asyncio.gather(cross(t1, b"z"), cross(t2, b"a"))
+            took = loop.time() - start
+            hb.cancel()
+            outcomes = sorted([r1, r2])
+            assert "COMMITTED" in outcomes, outcomes
+            assert any("Abort" in o or "Retry" in o for o in outcomes), outcomes
+            assert took < 4.5, f"deadlock broken only after {took:.1f}s (expiry, not detection)"
+        finally:
+            await c.close()
+
+    asyncio.run(asyncio.wait_for(main(), 60))
