@@ -465,3 +465,65 @@ def test_ack_implies_commit_under_every_interleaving() -> None:
 def test_broken_variant_without_prevention_is_caught() -> None:
     problems = _explore(prevent=False)
     assert any("acknowledged but the record is ABORTED" in p for p in problems), problems
+
+
+# ---- end to end on the in-process cluster -----------------------------------------------------
+
+
+def _dead_staging_txn(
+    now: Timestamp, *, write_last: bool
+) -> tuple[data_pb2.Transaction, list[api_pb2.BatchRequest]]:
+    """Batches a coordinator sent before dying: its anchor write, maybe its
+    last (in-flight) write on another range, and EndTxn(STAGING)."""
+    t = make_txn(now, anchor=b"a-anchor")
+    ts_to_proto(Timestamp(now.wall_time - 10 * 1_000_000_000), t.meta.min_timestamp)  # long dead
+    t.meta.priority = 1
+    out = [batch(put(b"a-anchor", b"va", seq=1), txn=t)]
+    if write_last:
+        out.append(batch(put(b"n-last", b"vn", seq=2), txn=t))
+    out.append(batch(end_txn(t, locks=[span(b"a-anchor")], in_flight=[(b"n-last", 2)]), txn=t))
+    return t, out
+
+
+async def _cluster_recovery(write_last: bool) -> tuple[int, bytes | None, bytes | None, int]:
+    from crdb_py.sim.kvcluster import InProcessKVCluster
+
+    c = InProcessKVCluster(1, replication_factor=1)
+    await c.start()
+    try:
+        db = c.db()
+        await db.admin_split(b"m")  # the record's range and the last write's range differ
+        ds = db.sender
+        now = c.nodes[1].store.clock.now()
+        t, batches = _dead_staging_txn(now, write_last=write_last)
+        for ba in batches:
+            await ds.send(ba)
+        q = api_pb2.BatchRequest()
+        q.requests.add().query_txn.header.key = t.meta.key
+        q.requests[0].query_txn.txn.CopyFrom(t.meta)
+        assert (await ds.send(q)).responses[0].query_txn.queried_txn.status == data_pb2.STAGING
+        # A conflicting writer meets the intent on n-last (or, if it was never
+        # written, on a-anchor): it pushes, the push finds STAGING, recovery decides.
+        await db.put(b"a-anchor" if not write_last else b"n-last", b"other")
+        status = (await ds.send(q)).responses[0].query_txn.queried_txn.status
+        resolver = c.nodes[1].store.intent_resolver
+        await resolver.drain()
+        recoveries = c.nodes[1].store.kv_pusher().recoveries
+        return status, await db.get(b"a-anchor"), await db.get(b"n-last"), recoveries
+    finally:
+        await c.close()
+
+
+def test_cluster_dead_coordinator_implicitly_committed_is_recovered_committed() -> None:
+    status, a, n, recoveries = asyncio.run(asyncio.wait_for(_cluster_recovery(write_last=True), 60))
+    assert status == data_pb2.COMMITTED and recoveries == 1
+    assert a == b"va"  # the txn's other write became visible
+    assert n == b"other"  # the conflicting write went in after it
+
+
+def test_cluster_dead_coordinator_with_a_missing_write_is_recovered_aborted() -> None:
+    status, a, n, recoveries = asyncio.run(
+        asyncio.wait_for(_cluster_recovery(write_last=False), 60)
+    )
+    assert status == data_pb2.ABORTED and recoveries == 1
+    assert a == b"other" and n is None
