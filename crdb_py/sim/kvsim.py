@@ -39,11 +39,12 @@ break that; pin `PYTHONHASHSEED` when replaying if in doubt.
 
 Histories. `RegisterClient` performs read / write / CAS (`cput`) operations
 through `DB` and records them in a `crdb_py.jepsen.linearizability.History`:
-success → `ok`, `ConditionFailedError` → `ok` with output False (the CAS
-observed another value), errors that prove the request never executed
+success → `ok`, `ConditionFailedError` → `ok` with output
+`CasFailed(actual)`, errors that prove the request never executed
 (`NodeUnavailableError`) → `fail`, and everything else —
 `AmbiguousResultError`, client timeouts, unexpected errors — → `info`,
-never `fail`.
+never `fail`. A failed CAS records the value the server saw
+(`CasFailed(actual)`), which makes it as strong an observation as a read.
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from crdb_py.jepsen.linearizability import History
+from crdb_py.jepsen.linearizability import CasFailed, History
 from crdb_py.kvclient.db import DB
 from crdb_py.pb import api_pb2, raft_pb2, services_pb2
 from crdb_py.rpc.faults import LinkFaultTable
@@ -383,8 +384,8 @@ class RegisterClient:
             return
         try:
             out = await asyncio.wait_for(fn(db), self.op_timeout)
-        except ConditionFailedError:
-            h.ok(p, False)
+        except ConditionFailedError as e:
+            h.ok(p, CasFailed(e.actual_value))
         except NodeUnavailableError:
             h.fail(p)  # certainly not delivered
         except asyncio.CancelledError:
