@@ -115,14 +115,16 @@ class LockTableGuard:
     sequencing until it finishes, across re-sequencing (it keeps its `seq`)."""
 
     __slots__ = (
+        "_access",
+        "_conflict_ts",
         "_fut",
         "_waiting_on",
-        "_waiting_write",
         "lock_spans",
+        "push_for",
         "reserved",
         "seq",
         "txn_id",
-        "wait_state",
+        "wait_start",
         "wakeups",
     )
 
@@ -131,22 +133,34 @@ class LockTableGuard:
         self.txn_id = txn_id
         self.lock_spans = lock_spans
         self.reserved: dict[bytes, _Lock] = {}  # locks this request reserves
-        self.wait_state: WaitState | None = None  # set while enqueued on a lock
         self.wakeups = 0
+        self.wait_start = 0.0  # loop time when it enqueued on the current lock
+        # id of the holder the lock's stuck timer told this waiter to push
+        self.push_for: bytes | None = None
         self._waiting_on: _Lock | None = None
-        self._waiting_write = False
+        self._access = SpanAccess.READ_ONLY
+        self._conflict_ts = Timestamp()
         self._fut: asyncio.Future[None] | None = None
 
     @property
     def waiting(self) -> bool:
         return self._waiting_on is not None
 
+    @property
+    def wait_state(self) -> WaitState | None:
+        """What the guard waits for now (computed: holder changes need not
+        touch every waiter)."""
+        lock = self._waiting_on
+        if lock is None:
+            return None
+        return WaitState(lock.key, lock.holder, lock.ts, self._access, self._conflict_ts)
+
     def has_writes(self) -> bool:
         return any(ds.access is SpanAccess.READ_WRITE for ds in self.lock_spans)
 
     def changed(self) -> asyncio.Future[None]:
-        """A future resolved at the next change of this guard's wait state.
-        One per guard at a time: only the request's own waiter awaits it."""
+        """A future resolved at the next notification of this guard. One per
+        guard at a time: only the request's own waiter awaits it."""
         if self._fut is None or self._fut.done():
             self._fut = asyncio.get_running_loop().create_future()
         return self._fut
@@ -164,12 +178,14 @@ class LockTableGuard:
 class _Lock:
     """The table's entry for one key."""
 
-    __slots__ = ("holder", "key", "readers", "reservation", "ts", "writers")
+    __slots__ = ("held_since", "holder", "key", "readers", "reservation", "timer", "ts", "writers")
 
     def __init__(self, key: bytes) -> None:
         self.key = key
         self.holder: data_pb2.TxnMeta | None = None
         self.ts = Timestamp()
+        self.held_since = 0.0  # loop time the current holder was set
+        self.timer: asyncio.TimerHandle | None = None  # the stuck timer
         self.reservation: LockTableGuard | None = None
         self.writers: list[tuple[int, LockTableGuard]] = []  # by seq
         self.readers: dict[LockTableGuard, Timestamp] = {}  # guard -> conflict ts
@@ -198,9 +214,13 @@ class LockTable:
     (True, b'h')
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, stuck_delay: float | None = None) -> None:
         self._locks: SortedDict = SortedDict()  # key -> _Lock
         self._seq = 0
+        # After a holder kept a lock this long (from each waiter's arrival),
+        # its waiters beyond the head are told to push it; None: never (the
+        # pure data-structure tests).
+        self.stuck_delay = stuck_delay
 
     # ---- guards ---------------------------------------------------------------
 
@@ -293,11 +313,35 @@ class LockTable:
         woken to re-sequence (and be redirected or rediscover what matters)."""
         locks, self._locks = self._locks, SortedDict()
         for lock in locks.values():
+            _cancel_timer(lock)
             if lock.reservation is not None:
                 lock.reservation.reserved.pop(lock.key, None)
             for w in lock.waiters():
-                w._waiting_on, w.wait_state = None, None
+                w._waiting_on = None
                 w._notify()
+
+    def would_update(self, up: data_pb2.LockUpdate) -> bool:
+        """Whether `update_locks(up)` would change anything: the waiter skips
+        resolving an intent the table already knows is gone or moved."""
+        span = Span(up.span.key, up.span.end_key)
+        final = up.status in FINAL_STATUSES
+        new_ts = ts_from_proto(up.txn.write_timestamp)
+        for lock in self._overlapping(span):
+            h = lock.holder
+            if h is not None and h.id == up.txn.id:
+                if final or up.txn.epoch > h.epoch or lock.ts < new_ts:
+                    return True
+        return False
+
+    def held_since(self, key: bytes) -> float:
+        """Loop time at which the lock on `key` got its current holder."""
+        lock = self._locks.get(key)
+        return 0.0 if lock is None else lock.held_since
+
+    def is_queue_head(self, g: LockTableGuard) -> bool:
+        """Whether `g` is the first writer queued on the lock it waits on."""
+        lock = g._waiting_on
+        return lock is not None and bool(lock.writers) and lock.writers[0][1] is g
 
     # ---- introspection -------------------------------------------------------------
 
@@ -399,21 +443,25 @@ class LockTable:
         # A waiting request holds no reservation (see "Deadlock freedom").
         self._release_reservations(g)
         if access is SpanAccess.READ_WRITE:
-            insort(lock.writers, (g.seq, g), key=lambda e: e[0])
-            g._waiting_write = True
+            insort(lock.writers, (g.seq, g), key=_seq_key)
         else:
             lock.readers[g] = ts
-            g._waiting_write = False
-        g._waiting_on = lock
-        g.wait_state = WaitState(lock.key, lock.holder, lock.ts, access, ts)
+        g._waiting_on, g._access, g._conflict_ts = lock, access, ts
+        g.wait_start = _now()
+        g.push_for = None
+        if lock.holder is not None and lock.timer is None:
+            self._arm(lock)
 
     def _dequeue_waiting(self, g: LockTableGuard) -> None:
         lock = g._waiting_on
         if lock is None:
             return
-        g._waiting_on, g.wait_state = None, None
-        if g._waiting_write:
+        g._waiting_on = None
+        if g._access is SpanAccess.READ_WRITE:
+            was_head = bool(lock.writers) and lock.writers[0][1] is g
             lock.writers = [e for e in lock.writers if e[1] is not g]
+            if was_head and lock.holder is not None and lock.writers:
+                lock.writers[0][1]._notify()  # the new head pushes without delay
         else:
             lock.readers.pop(g, None)
         self._gc(lock)
@@ -429,19 +477,21 @@ class LockTable:
             res.reserved.pop(lock.key, None)
             lock.reservation = None
         self._wake_readers(lock, below=lock.ts)
-        for w in lock.waiters():
-            ws = w.wait_state
-            if ws is not None:
-                w.wait_state = WaitState(lock.key, lock.holder, lock.ts, ws.access, ws.conflict_ts)
-            if changed:  # they now wait on (and push) another txn
-                w._notify()
+        if changed:
+            # Only the head writer hears of the new holder at once (it pushes
+            # it now); the others are told by the stuck timer if it lasts.
+            lock.held_since = _now()
+            self._arm(lock)
+            if lock.writers:
+                lock.writers[0][1]._notify()
 
     def _release(self, lock: _Lock) -> None:
         lock.holder = None
         lock.ts = Timestamp()
+        _cancel_timer(lock)
         readers, lock.readers = lock.readers, {}
         for r in readers:
-            r._waiting_on, r.wait_state = None, None
+            r._waiting_on = None
             r._notify()
         if lock.reservation is None:
             self._grant_next(lock)
@@ -449,16 +499,14 @@ class LockTable:
             self._gc(lock)
 
     def _grant_next(self, lock: _Lock) -> None:
-        """Hand an unheld, unreserved lock to its first queued writer."""
+        """Hand an unheld, unreserved lock to its first queued writer. The
+        writers behind it now wait on a reservation: nothing to push, and
+        nothing to tell them (their wait state is computed)."""
         if lock.holder is None and lock.reservation is None and lock.writers:
             _, g = lock.writers.pop(0)
-            g._waiting_on, g.wait_state = None, None
+            g._waiting_on = None
             self._reserve(lock, g)
             g._notify()
-            for _, w in lock.writers:  # now behind a reservation: nobody to push
-                ws = w.wait_state
-                if ws is not None:
-                    w.wait_state = WaitState(lock.key, None, lock.ts, ws.access, ws.conflict_ts)
         self._gc(lock)
 
     def _wake_readers(self, lock: _Lock, *, below: Timestamp) -> None:
@@ -466,10 +514,67 @@ class LockTable:
         for r, ts in list(lock.readers.items()):
             if ts < below:
                 del lock.readers[r]
-                r._waiting_on, r.wait_state = None, None
+                r._waiting_on = None
                 r._notify()
         self._gc(lock)
 
+    # ---- the stuck timer: one per held lock with waiters -------------------------
+
+    def _arm(self, lock: _Lock) -> None:
+        """(Re)arm the lock's timer for the earliest waiter due to push."""
+        _cancel_timer(lock)
+        if self.stuck_delay is None or lock.holder is None:
+            return
+        starts = [max(w.wait_start, lock.held_since) for w in lock.waiters()]
+        if not starts:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        lock.timer = loop.call_at(min(starts) + self.stuck_delay, self._on_stuck, lock)
+
+    def _on_stuck(self, lock: _Lock) -> None:
+        lock.timer = None
+        if lock.holder is None or self._locks.get(lock.key) is not lock:
+            return
+        assert self.stuck_delay is not None
+        now, hid = _now(), lock.holder.id
+        head = lock.writers[0][1] if lock.writers else None
+        later: list[float] = []
+        for w in lock.waiters():
+            if w is head:
+                continue  # the head pushes on its own schedule
+            since = max(w.wait_start, lock.held_since)
+            if now - since >= self.stuck_delay - 1e-9:
+                if w.push_for != hid:
+                    w.push_for = hid
+                    w._notify()
+            else:
+                later.append(since)
+        if later:
+            loop = asyncio.get_running_loop()
+            lock.timer = loop.call_at(min(later) + self.stuck_delay, self._on_stuck, lock)
+
     def _gc(self, lock: _Lock) -> None:
+        if not lock.readers and not lock.writers:
+            _cancel_timer(lock)
         if lock.empty() and self._locks.get(lock.key) is lock:
             del self._locks[lock.key]
+
+
+def _seq_key(e: tuple[int, LockTableGuard]) -> int:
+    return e[0]
+
+
+def _cancel_timer(lock: _Lock) -> None:
+    if lock.timer is not None:
+        lock.timer.cancel()
+        lock.timer = None
+
+
+def _now() -> float:
+    try:
+        return asyncio.get_running_loop().time()
+    except RuntimeError:  # used outside a loop (pure data-structure tests)
+        return 0.0

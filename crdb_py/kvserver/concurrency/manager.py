@@ -130,16 +130,19 @@ class ConcurrencyManager:
         *,
         latches: LatchManager | None = None,
         push_delay: float = 0.05,
-        deadlock_push_delay: float = 0.0,
+        head_push_delay: float = 0.0,
         deadlock_check_interval: float = 0.1,
         pushee_check_interval: float = 1.0,
         liveness_threshold_nanos: int = TXN_LIVENESS_THRESHOLD_NANOS,
         detect_deadlocks: bool = True,
     ) -> None:
         self.latches = latches if latches is not None else LatchManager()
-        self.lock_table = LockTable()
+        self.lock_table = LockTable(stuck_delay=push_delay)
         self.waiter = LockTableWaiter(
-            self.lock_table, pusher, push_delay=push_delay, deadlock_push_delay=deadlock_push_delay
+            self.lock_table,
+            pusher,
+            push_delay=push_delay,
+            head_push_delay=head_push_delay,
         )
         self.txn_wait_queue = TxnWaitQueue(
             pusher,

@@ -504,3 +504,58 @@ def test_keeping_reservations_while_waiting_deadlocks_undetected():
         run(main)
     finally:
         LockTable._enqueue = orig
+
+
+async def _hot_key(n: int, hold: float) -> tuple[list[int], int, int]:
+    """n writers queue on one key; each holds its intent `hold` seconds."""
+    c = FakeCluster(b"ab")
+    h = FakeTxn(c, b"a0", priority=10)
+    await h.write(b"b1", b"h")
+    ws = [FakeTxn(c, b"a%d" % (i + 1), priority=1) for i in range(n)]
+
+    async def go(w: FakeTxn) -> None:
+        await w.write(b"b1", b"x")
+        await asyncio.sleep(hold)
+        await w.finish(commit=True)
+
+    tasks = [asyncio.ensure_future(go(w)) for w in ws]
+    await asyncio.sleep(0.001)
+    lt = c.ranges[b"b"].mgr.lock_table
+    guards = [g for _, g in lt._locks[b"b1"].writers]
+    assert len(guards) == n
+    await h.finish(commit=True)
+    await asyncio.gather(*tasks)
+    c.assert_quiescent()
+    return [g.wakeups for g in guards], len(c.push_calls), c.resolve_calls
+
+
+def test_hot_key_costs_constant_wakeups_and_pushes_per_waiter():
+    async def main():
+        wakeups, pushes, _ = await _hot_key(60, hold=0.01)  # queue moves faster than push_delay
+        assert max(wakeups) <= 4, wakeups
+        assert pushes <= 3 * 60, pushes
+
+    run(main)
+
+
+def test_hot_key_wakeups_grow_if_every_waiter_hears_of_every_holder(monkeypatch):
+    """The wake-up bound can fail: telling every waiter about each new
+    holder (instead of the head only) makes wake-ups grow with the queue."""
+    from crdb_py.kvserver.concurrency.lock_table import LockTable
+
+    orig = LockTable._set_holder
+
+    def tell_everyone(self, lock, holder):
+        changed = lock.holder is None or lock.holder.id != holder.id
+        orig(self, lock, holder)
+        if changed:
+            for w in lock.waiters():
+                w._notify()
+
+    monkeypatch.setattr(LockTable, "_set_holder", tell_everyone)
+
+    async def main():
+        wakeups, _, _ = await _hot_key(60, hold=0.01)
+        assert max(wakeups) > 4
+
+    run(main)
