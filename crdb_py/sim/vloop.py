@@ -195,13 +195,6 @@ class VirtualEventLoop(asyncio.BaseEventLoop):
         # call_soon_threadsafe: nothing to wake, the loop never blocks.
         pass
 
-    def run_until_idle(self) -> None:
-        """Run until no callback is ready (timers stay pending)."""
-        while self._ready:  # type: ignore[attr-defined]
-            self._stopping = False
-            self.call_soon(self.stop)
-            self.run_forever()
-
     def pending_timers(self) -> int:
         return sum(1 for h in self._scheduled if not h._cancelled)  # type: ignore[attr-defined]
 

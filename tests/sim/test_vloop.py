@@ -28,9 +28,11 @@ def test_timers_fire_in_virtual_order_and_wait_for_times_out():
         seen = []
         for d in (3.0, 1.0, 2.0, 1.0):
             loop.call_later(d, lambda d=d: seen.append((d, loop.time())))
+        assert loop.pending_timers() == 4 and loop.next_timer() == 1.0
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(asyncio.sleep(100), 5)
         assert loop.time() == 5.0
+        assert loop.pending_timers() == 0 and loop.next_timer() is None
         return seen
 
     assert vloop.run(main()) == [(1.0, 1.0), (1.0, 1.0), (2.0, 2.0), (3.0, 3.0)]
