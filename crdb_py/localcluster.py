@@ -320,30 +320,42 @@ class LocalCluster:
             await asyncio.sleep(0.05)
 
     def wait_for_replication(self, timeout: float = 30.0) -> None:
-        """Until every range has min(nodes, replication factor) replicas,
-        i.e. the live stores together hold that many replicas per range."""
+        """Until every range has min(running nodes, replication factor)
+        *voting* replicas (per its descriptor in meta — a learner still
+        catching up does not count), every store holds its replicas, and
+        every running node answers status."""
         want = min(self.replication_factor, sum(1 for n in self._nodes if n.alive()))
         deadline = time.monotonic() + timeout
         last = ""
         while True:
             try:
                 statuses = self.node_statuses()
-                counts = [s["ranges"] for s in statuses if s["running"]]
-                # No rebalancing: some store (the one that bootstrapped and
-                # split) holds every range, so max(counts) is the range count.
-                ranges = max(counts, default=0)
+                descs = self._run(self._meta_ranges(), timeout=5.0)
+                voters = [
+                    sum(1 for r in d.replicas if r.type == data_pb2.VOTER_FULL) for d in descs
+                ]
+                on_stores = sum(s["ranges"] for s in statuses if s["running"])
                 if (
-                    ranges > 0
-                    and sum(counts) >= want * ranges
+                    descs
+                    and all(v >= want and v == len(d.replicas) for v, d in zip(voters, descs))
+                    and on_stores >= sum(voters)
                     and all(s["live"] for s in statuses if s["running"])
                 ):
                     return
-                last = f"statuses {statuses}"
+                last = f"voters per range {voters}; statuses {statuses}"
             except Exception as exc:
                 last = str(exc)
             if time.monotonic() > deadline:
                 raise ClusterError(f"cluster not replicated within {timeout}s: {last}")
             time.sleep(0.1)
+
+    async def _meta_ranges(self) -> list[data_pb2.RangeDescriptor]:
+        from crdb_py.util import keys
+
+        if self._kv is None:
+            self._kv = await _make_sync_kv(self)
+        rows = await asyncio.wait_for(self._kv.db.scan(keys.META_PREFIX, keys.META_MAX), 5.0)
+        return [data_pb2.RangeDescriptor.FromString(v) for _, v in rows]
 
     def node_statuses(self) -> list[dict[str, Any]]:
         """Per node: its own view (ranges, leases, leaders) and liveness as
@@ -483,10 +495,7 @@ class LocalCluster:
 
     def ranges(self) -> list[data_pb2.RangeDescriptor]:
         """Every range's descriptor, in key order (a scan of meta)."""
-        from crdb_py.util import keys
-
-        rows = self.kv().scan(keys.META_PREFIX, keys.META_MAX)
-        return [data_pb2.RangeDescriptor.FromString(v) for _, v in rows]
+        return self._run(self._meta_ranges())
 
     def wait_for(self, cond: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
         """Poll `cond` until true; ClusterError after `timeout` seconds."""

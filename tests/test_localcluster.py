@@ -90,17 +90,20 @@ def test_second_init_is_refused(cluster: LocalCluster) -> None:
 def test_partition_and_heal_change_liveness(cluster: LocalCluster) -> None:
     n0, n2 = cluster.node_id(0), cluster.node_id(2)
 
+    def live_seen_by(i: int) -> dict[int, bool]:
+        return {s.desc.node_id: s.live for s in cluster.status(i).nodes}
+
     def live_seen_by_0() -> dict[int, bool]:
-        return {s.desc.node_id: s.live for s in cluster.status(0).nodes}
+        return live_seen_by(0)
 
     cluster.partition(0, 2)
     try:
-        deadline = time.monotonic() + 10
-        while live_seen_by_0()[n2]:
-            assert time.monotonic() < deadline, "partitioned node still live"
-            time.sleep(0.1)
-        assert {s.desc.node_id: s.live for s in cluster.status(2).nodes}[n0] is False
+        cluster.wait_for(
+            lambda: not live_seen_by(0)[n2] and not live_seen_by(2)[n0], 10,
+            "both sides of the cut to see each other as not live",
+        )
         assert live_seen_by_0()[cluster.node_id(1)] is True  # other links untouched
+        assert live_seen_by(2)[cluster.node_id(1)] is True
         # the majority side still serves KV
         cluster.kv().put(U + b"during-partition", b"x")
     finally:
@@ -125,38 +128,6 @@ def test_latency_is_injected(cluster: LocalCluster) -> None:
     # replication needs a round trip leaseholder -> follower -> leaseholder
     assert elapsed >= 0.12, elapsed
     assert kv.get(U + b"lat") == b"1"
-
-
-def test_kill9_any_node_keeps_acknowledged_writes() -> None:
-    with LocalCluster(nodes=3, start_timeout=40) as c:
-        kv = c.kv()
-        acked: dict[bytes, bytes] = {}
-        for victim in range(3):
-            for i in range(15):
-                k = key(victim * 100 + i)
-                kv.put(k, b"v%d" % i)
-                acked[k] = b"v%d" % i
-            c.kill(victim)
-            assert not c.is_running(victim)
-            c.restart(victim)
-            for k, v in acked.items():
-                assert kv.get(k) == v, (victim, k)
-        rows = kv.scan(U, U + b"\xff")
-        assert dict(rows) == acked
-
-
-def test_kill9_every_node_then_restart_all() -> None:
-    with LocalCluster(nodes=3, start_timeout=40) as c:
-        kv = c.kv()
-        for i in range(30):
-            kv.put(key(i), b"%d" % i)
-        kv.split(key(15))
-        for i in range(3):
-            c.kill(i)
-        for i in range(3):
-            c.restart(i)
-        assert [kv.get(key(i)) for i in range(30)] == [b"%d" % i for i in range(30)]
-    assert not os.path.exists(c.dir)
 
 
 def test_close_kills_processes_and_removes_directory() -> None:

@@ -436,7 +436,7 @@ class Node:
                     if self.ident is not None:
                         return
                     try:
-                        resp = await admin.join(addr, req, timeout=5.0)
+                        resp = await admin.join(addr, req, timeout=10.0)
                     except NodeNotInitializedError:
                         answered = True
                         continue

@@ -27,6 +27,7 @@ makes the peer non-live for this observer, as it would in a real network.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -172,14 +173,23 @@ class NodeRegistry:
             self.add(d)
 
     async def run(self) -> None:
-        """Probe and rescan forever (cancel to stop)."""
-        last_scan = -1e18
+        """Probe and rescan forever (cancel to stop). Two independent loops:
+        a slow rescan (KV may be unavailable for a while, e.g. behind a
+        partition) must never delay the liveness probes."""
+        rescans = asyncio.ensure_future(self._rescan_loop())
+        try:
+            while not self.stopped:
+                await self.probe_all()
+                await asyncio.sleep(self.probe_interval)
+        finally:
+            rescans.cancel()
+            with contextlib.suppress(BaseException):
+                await rescans
+
+    async def _rescan_loop(self) -> None:
         while not self.stopped:
-            if self._now() - last_scan >= self.rescan_interval:
-                last_scan = self._now()
-                await self.rescan()
-            await self.probe_all()
-            await asyncio.sleep(self.probe_interval)
+            await self.rescan()
+            await asyncio.sleep(self.rescan_interval)
 
     # ---- status -----------------------------------------------------------------
 
