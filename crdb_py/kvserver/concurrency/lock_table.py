@@ -43,9 +43,8 @@ holder is an active request, not an idle txn). When the reserving request
 finishes, the reservation passes to the next writer; if it wrote an intent,
 that intent is either reported (`acquire_lock`: the lock becomes held by its
 txn, later writers now wait on — and push — that txn) or rediscovered by the
-next writer's evaluation. So a hot key wakes each queued writer about once
-per holder, not every queued writer at every release, and nobody overtakes
-an earlier writer. A request with a lower sequence number that reaches a
+next writer's evaluation. Nobody overtakes an earlier writer, and a release
+wakes one writer, not the whole queue. A request with a lower sequence number that reaches a
 reserved lock takes the reservation over (it arrived first).
 
 Deadlock freedom
@@ -64,10 +63,18 @@ returns: a lower sequence number wins).
 
 Signalling
 ----------
-Each waiting guard has one future (made on demand); a state change of the
-lock it waits on — released, re-held, pushed above a reader — resolves it
-and counts a wake-up. Nothing polls. The table itself is synchronous: only
-the waiter (`lock_table_waiter.py`) awaits. One instance per replica, on the
+Each waiting guard has one future (made on demand), resolved — and counted
+as a wake-up — only when the guard must act: it stopped waiting (lock
+released, reservation granted, lock pushed above its read, table cleared);
+it is the queue's head writer and the lock got a new holder, or it just
+became the head of a held lock (it pushes at once); or the lock's **stuck
+timer** fired: one timer per held lock with waiters, due `stuck_delay`
+after the later of the holder's arrival and the waiter's, tells the other
+waiters to push. A holder change thus touches the head and one timer, not
+every waiter: O(1) wake-ups per holder on a hot key. A guard's wait state
+(`WaitState`) is computed from the lock on demand, so it is never stale.
+Nothing polls. The table itself is synchronous (the timer aside): only the
+waiter (`lock_table_waiter.py`) awaits. One instance per replica, on the
 node's event loop; no internal locking.
 
 Rejected: waking every waiter at every release (a thundering herd that
