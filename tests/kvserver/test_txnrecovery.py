@@ -547,14 +547,27 @@ def _dead_staging_txn(
     return t, out
 
 
-async def _cluster_recovery(write_last: bool) -> tuple[int, bytes | None, bytes | None, int]:
+async def _cluster_recovery(
+    write_last: bool, nodes: int
+) -> tuple[int, bytes | None, bytes | None, int]:
     from crdb_py.sim.kvcluster import InProcessKVCluster
 
-    c = InProcessKVCluster(1, replication_factor=1)
+    c = InProcessKVCluster(nodes, replication_factor=nodes)
     await c.start()
     try:
         db = c.db()
-        await db.admin_split(b"m")  # the record's range and the last write's range differ
+        _, right = await db.admin_split(b"m")  # the record's range and the last write's differ
+        if nodes > 1:
+            await c.wait_replicated()
+            # ... and their leaseholders too. (A fresh client: admin requests are not
+            # checked against the range's bounds, so a stale range cache would move
+            # the left range's lease instead.)
+            await c.db().admin_transfer_lease(b"n-last", 2)
+            for _ in range(200):
+                if c.leaseholder(right.range_id) == 2:
+                    break
+                await asyncio.sleep(0.02)
+            assert c.leaseholder(right.range_id) == 2
         ds = db.sender
         now = c.nodes[1].store.clock.now()
         t, batches = _dead_staging_txn(now, write_last=write_last)
@@ -568,24 +581,31 @@ async def _cluster_recovery(write_last: bool) -> tuple[int, bytes | None, bytes 
         # written, on a-anchor): it pushes, the push finds STAGING, recovery decides.
         await db.put(b"a-anchor" if not write_last else b"n-last", b"other")
         status = (await ds.send(q)).responses[0].query_txn.queried_txn.status
-        resolver = c.nodes[1].store.intent_resolver
-        await resolver.drain()
-        recoveries = c.nodes[1].store.kv_pusher().recoveries
+        for node in c.nodes.values():
+            await node.store.intent_resolver.drain()
+        per_node = {i: node.store.kv_pusher().recoveries for i, node in c.nodes.items()}
+        if nodes > 1 and write_last:
+            assert per_node[2] == 1  # the writer's leaseholder pushed and recovered
+        recoveries = sum(per_node.values())
         return status, await db.get(b"a-anchor"), await db.get(b"n-last"), recoveries
     finally:
         await c.close()
 
 
-def test_cluster_dead_coordinator_implicitly_committed_is_recovered_committed() -> None:
-    status, a, n, recoveries = asyncio.run(asyncio.wait_for(_cluster_recovery(write_last=True), 60))
+@pytest.mark.parametrize("nodes", [1, 3])
+def test_cluster_dead_coordinator_implicitly_committed_is_recovered_committed(nodes: int) -> None:
+    status, a, n, recoveries = asyncio.run(
+        asyncio.wait_for(_cluster_recovery(write_last=True, nodes=nodes), 60)
+    )
     assert status == data_pb2.COMMITTED and recoveries == 1
     assert a == b"va"  # the txn's other write became visible
     assert n == b"other"  # the conflicting write went in after it
 
 
-def test_cluster_dead_coordinator_with_a_missing_write_is_recovered_aborted() -> None:
+@pytest.mark.parametrize("nodes", [1, 3])
+def test_cluster_dead_coordinator_with_a_missing_write_is_recovered_aborted(nodes: int) -> None:
     status, a, n, recoveries = asyncio.run(
-        asyncio.wait_for(_cluster_recovery(write_last=False), 60)
+        asyncio.wait_for(_cluster_recovery(write_last=False, nodes=nodes), 60)
     )
     assert status == data_pb2.ABORTED and recoveries == 1
     assert a == b"other" and n is None
