@@ -179,3 +179,40 @@ def test_single_node_cli_start_init_put_get_restart(tmp_path) -> None:
         reap(p)
     out = open(log).read()
     assert "node 1 ready, listening on " + addr in out
+
+
+def test_nodes_die_with_a_killed_parent(tmp_path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, time\n"
+        "from crdb_py.localcluster import LocalCluster\n"
+        f"c = LocalCluster(nodes=1, base_dir={str(tmp_path / 'c')!r}, start_timeout=30)\n"
+        "c.start()\n"
+        "print(c.pid(0), flush=True)\n"
+        "time.sleep(120)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        node_pid = int(parent.stdout.readline())
+        assert os.path.exists(f"/proc/{node_pid}")
+        parent.kill()  # no close(), no atexit: only PR_SET_PDEATHSIG can stop the node
+        parent.wait()
+        deadline = time.monotonic() + 15
+        while os.path.exists(f"/proc/{node_pid}"):
+            try:
+                with open(f"/proc/{node_pid}/stat") as f:
+                    if f.read().rsplit(")", 1)[1].split()[0] == "Z":
+                        break  # dead, waiting to be reaped by init
+            except FileNotFoundError:
+                break
+            assert time.monotonic() < deadline, "node outlived its killed parent"
+            time.sleep(0.1)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
+            parent.wait()
+        shutil.rmtree(tmp_path / "c", ignore_errors=True)
