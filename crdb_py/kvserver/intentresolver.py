@@ -192,7 +192,12 @@ class IntentResolver:
         if not self._pending:
             return
         want = -(-len(self._pending) // self.batch_size)  # ceil
-        while len(self._workers) < min(self.max_concurrency, want):
+        # A finished worker leaves `_workers` only in a done-callback, a loop
+        # turn later: count the live ones, or updates enqueued in between
+        # would wait for a worker that never comes.
+        live = sum(1 for t in self._workers if not t.done())
+        while live < min(self.max_concurrency, want):
+            live += 1
             t = asyncio.get_running_loop().create_task(self._worker())
             self._workers.add(t)
             t.add_done_callback(self._workers.discard)
@@ -312,8 +317,10 @@ class IntentResolver:
 
     async def drain(self) -> None:
         """Wait until everything enqueued so far (and cleanups) is done."""
-        while self._workers or self._cleanups:
+        while self._workers or self._cleanups or self._pending:
+            self._start_workers()
             await asyncio.gather(*self._workers, *self._cleanups, return_exceptions=True)
+            await asyncio.sleep(0)  # let done-callbacks run
 
     def close(self) -> None:
         """Stop: cancel the workers and drop what is pending."""

@@ -348,3 +348,38 @@ def test_resolution_commits_and_aborts_real_intents() -> None:
         assert len(kv.sent) == 2 and ir.failures == 0
 
     asyncio.run(main())
+
+
+# ---- property: whatever the sizes, calls and failures, every update is resolved ----------------
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    conc=st.integers(1, 4),
+    size=st.integers(1, 7),
+    calls=st.lists(st.lists(st.integers(0, 40), max_size=12), max_size=8),
+    failures=st.sets(st.integers(1, 40), max_size=10),
+    yields=st.lists(st.integers(0, 3), min_size=8, max_size=8),
+)
+def test_every_enqueued_update_is_resolved_within_the_bounds(
+    conc: int, size: int, calls: list[list[int]], failures: set[int], yields: list[int]
+) -> None:
+    async def main() -> None:
+        kv = ScriptedKV()
+        kv.fail = lambda n: NodeUnavailableError(1) if n in failures else None
+        ir = IntentResolver(kv, max_concurrency=conc, batch_size=size, sleep=FakeSleep())
+        for call, y in zip(calls, yields, strict=False):
+            ir.enqueue(point(k(f"{i:02d}")) for i in call)
+            for _ in range(y):
+                await asyncio.sleep(0)
+        await ir.drain()
+        want = {k(f"{i:02d}") for call in calls for i in call}
+        assert set(kv.keys()) == want  # nothing lost (no batch failed 6 times in a row here)
+        assert kv.max_in_flight <= conc
+        assert all(len(ba.requests) <= size for ba in kv.sent)
+        assert ir.pending == 0 and ir.failures == 0
+
+    asyncio.run(main())
