@@ -145,7 +145,7 @@ class TxnRecoveryManager:
             )
         tid = staging.meta.id
         fut = self._inflight.get(tid)
-        if fut is None:
+        if fut is None or fut.done():  # (a done one is forgotten a loop turn later)
             fut = asyncio.ensure_future(self._recover(_copy(staging)))
             self._inflight[tid] = fut
             fut.add_done_callback(lambda f, tid=tid: self._forget(tid, f))
