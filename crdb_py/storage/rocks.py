@@ -21,7 +21,7 @@ from __future__ import annotations
 import importlib.metadata
 from collections.abc import Iterator
 
-from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import Options, Rdict, ReadOptions, WriteBatch, WriteOptions
 
 from crdb_py.storage.batch import OverlayBatch, decode_repr
 from crdb_py.util.errors import StorageError
@@ -69,8 +69,14 @@ class RocksEngine:
     ) -> Iterator[tuple[bytes, bytes]]:
         db = self._live()
         if not reverse:
-            it = db.items(from_key=lower)
-            return it if upper is None else _bounded_fwd(it, upper)
+            if upper is None:
+                return db.items(from_key=lower)
+            # The upper bound is honoured on forward iteration and saves a
+            # Python-level check per entry; never set the lower bound (it is
+            # ignored going forward and corrupts backward iteration).
+            ro = ReadOptions()
+            ro.set_iterate_upper_bound(upper)
+            return db.items(from_key=lower, read_opt=ro)
         it = db.items(backwards=True) if upper is None else db.items(backwards=True, from_key=upper)
         return _bounded_rev(it, lower, upper)
 
@@ -116,13 +122,6 @@ class RocksEngine:
         db, self._db = self._db, None
         if db is not None:
             db.close()
-
-
-def _bounded_fwd(it: Iterator[tuple[bytes, bytes]], upper: bytes) -> Iterator[tuple[bytes, bytes]]:
-    for kv in it:
-        if kv[0] >= upper:
-            return
-        yield kv
 
 
 def _bounded_rev(
