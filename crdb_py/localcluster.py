@@ -630,7 +630,12 @@ class SyncKV:
         return self._call("reverse_scan", start, end, max_rows=max_rows)
 
     def split(self, key: bytes) -> Any:
+        """Split the range holding `key` at it; returns (left, right) descriptors."""
         return self._call("admin_split", key)
+
+    def transfer_lease(self, key: bytes, target_node_id: int) -> None:
+        """Move the lease of the range holding `key` to `target_node_id`."""
+        self._call("admin_transfer_lease", key, target_node_id)
 
     def run(self, coro_fn: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
         """Run `coro_fn(db)` on the cluster's loop (for anything not wrapped)."""

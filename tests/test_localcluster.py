@@ -80,6 +80,16 @@ def test_three_node_smoke_split_and_status(cluster: LocalCluster) -> None:
     assert table.returncode == 0 and "live" in table.stdout and cluster.address(2) in table.stdout
 
 
+def test_transfer_lease_moves_it(cluster: LocalCluster) -> None:
+    kv = cluster.kv()
+    kv.put(U + b"tl", b"1")
+    target = cluster.node_id(2)
+    kv.transfer_lease(U + b"tl", target)
+    cluster.wait_for(lambda: cluster.node_statuses()[2]["leases"] >= 1, 10, "lease on node 2")
+    kv.put(U + b"tl", b"2")
+    assert kv.get(U + b"tl") == b"2"
+
+
 def test_second_init_is_refused(cluster: LocalCluster) -> None:
     r = cli(["init", "--host", cluster.address(2)])
     assert r.returncode == 1
