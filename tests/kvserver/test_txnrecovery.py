@@ -583,6 +583,18 @@ async def _cluster_recovery(
         status = (await ds.send(q)).responses[0].query_txn.queried_txn.status
         for node in c.nodes.values():
             await node.store.intent_resolver.drain()
+        # every intent is eventually resolved, on every replica, before anyone reads
+        for _ in range(200):
+            left = [
+                (i, key)
+                for i, node in c.nodes.items()
+                for key in (b"a-anchor", b"n-last")
+                if (md := mvcc_get_intent(node.engine, key)) is not None and md.txn.id == t.meta.id
+            ]
+            if not left:
+                break
+            await asyncio.sleep(0.02)
+        assert not left, left
         per_node = {i: node.store.kv_pusher().recoveries for i, node in c.nodes.items()}
         if nodes > 1 and write_last:
             assert per_node[2] == 1  # the writer's leaseholder pushed and recovered
