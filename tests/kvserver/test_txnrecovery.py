@@ -24,6 +24,7 @@ from crdb_py.util.errors import (
 from crdb_py.util.hlc import Timestamp, ts_to_proto
 from tests.kvserver.batcheval.helpers import Env, batch, k, make_txn, put, ts
 from tests.kvserver.batcheval.txn_helpers import bumped, end_txn, span
+from tests.kvserver.batcheval.txn_helpers import resolve as resolve_req
 
 
 class EvalKV:
@@ -595,6 +596,16 @@ async def _cluster_recovery(
                 break
             await asyncio.sleep(0.02)
         assert not left, left
+        if not write_last:
+            # Prevention, on the real cluster: the dead coordinator's in-flight write
+            # arrives late; it cannot land at (or below) the staging timestamp.
+            br = await ds.send(batch(put(b"n-last", b"vn", seq=2), txn=t))
+            assert ts_from_pb(br.header.txn.meta.write_timestamp) > ts_from_pb(
+                t.meta.write_timestamp
+            )
+            md = mvcc_get_intent(c.nodes[2 if nodes > 1 else 1].engine, b"n-last")
+            assert md is not None and ts_from_pb(md.timestamp) > ts_from_pb(t.meta.write_timestamp)
+            await ds.send(batch(resolve_req(b"n-last", t.meta, data_pb2.ABORTED)))
         per_node = {i: node.store.kv_pusher().recoveries for i, node in c.nodes.items()}
         if nodes > 1 and write_last:
             assert per_node[2] == 1  # the writer's leaseholder pushed and recovered
