@@ -497,6 +497,45 @@ class LocalCluster:
         """Every range's descriptor, in key order (a scan of meta)."""
         return self._run(self._meta_ranges())
 
+    def leaseholder(self, key: bytes, timeout: float = 10.0) -> int:
+        """Index of the node holding the lease of the range containing `key`
+        (asks every running replica with a Get; the one that serves it)."""
+        return self._run(self._leaseholder(key, timeout), timeout=timeout + 5)
+
+    async def _leaseholder(self, key: bytes, timeout: float) -> int:
+        from crdb_py.pb import api_pb2
+
+        if self._kv is None:
+            self._kv = await _make_sync_kv(self)
+        transport = self._kv._transport
+        deadline = time.monotonic() + timeout
+        while True:
+            for d in await self._meta_ranges():
+                if d.start_key <= key < d.end_key:
+                    desc = d
+                    break
+            else:
+                raise ClusterError(f"no range holds {key!r}")
+            for r in desc.replicas:
+                try:
+                    i = self.index_of(r.node_id)
+                except KeyError:
+                    continue
+                if not self._nodes[i].alive():
+                    continue
+                ba = api_pb2.BatchRequest()
+                ba.header.range_id = desc.range_id
+                ba.requests.add().get.header.key = key
+                try:
+                    br = await transport.send_batch(r.node_id, ba, timeout=2.0)
+                except Exception:
+                    continue
+                if not br.error.kind:
+                    return i
+            if time.monotonic() > deadline:
+                raise ClusterError(f"no leaseholder for {key!r} within {timeout}s")
+            await asyncio.sleep(0.1)
+
     def wait_for(self, cond: Callable[[], bool], timeout: float = 10.0, what: str = "") -> None:
         """Poll `cond` until true; ClusterError after `timeout` seconds."""
         deadline = time.monotonic() + timeout

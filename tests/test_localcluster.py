@@ -85,7 +85,7 @@ def test_transfer_lease_moves_it(cluster: LocalCluster) -> None:
     kv.put(U + b"tl", b"1")
     target = cluster.node_id(2)
     kv.transfer_lease(U + b"tl", target)
-    cluster.wait_for(lambda: cluster.node_statuses()[2]["leases"] >= 1, 10, "lease on node 2")
+    cluster.wait_for(lambda: cluster.leaseholder(U + b"tl") == 2, 10, "lease on node 2")
     kv.put(U + b"tl", b"2")
     assert kv.get(U + b"tl") == b"2"
 
