@@ -11,6 +11,15 @@ batch through its Sender with a non-transactional header; the M5 `Txn`
 (crdb_py/kvclient/txn/) will subclass `KVOps` and implement `run` through
 its coordinator, inheriting every operation with the same signature.
 
+Transactions. `db.txn()` starts a `Txn` (crdb_py/kvclient/txn/txn.py): a
+`KVOps` whose batches go through a `TxnCoordSender` (the interceptor stack)
+over this DB's sender. `db.run_txn(fn)` runs `await fn(txn)` and commits,
+retrying on retryable errors (40001) with jittered exponential backoff: the
+same txn at its next epoch, or a new txn after TransactionAbortedError.
+Each txn takes a snapshot of `db.settings` (the two cluster settings) when
+it starts; `db.metrics` aggregates what the txns cost. The blocking facade
+(`SyncDB` / `SyncTxn`) lives in crdb_py/kvclient/txn/sync.py.
+
 Values are `bytes`. `get` returns None for a missing key. Scans return
 `list[tuple[bytes, bytes]]`; `max_rows` / `target_bytes` cap a scan and
 `scan_page` also returns where to resume. `inc` returns the new value.
@@ -18,16 +27,27 @@ Values are `bytes`. `get` returns None for a missing key. Scans return
 
 from __future__ import annotations
 
+import asyncio
+import random
 from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from crdb_py.kvclient import batch as kb
 from crdb_py.kvclient.sender import Sender
 from crdb_py.pb import api_pb2, data_pb2
 from crdb_py.util import errors
+from crdb_py.util.hlc import HLC
+
+if TYPE_CHECKING:
+    from crdb_py.kvclient.txn.committer import RangeLocator
+    from crdb_py.kvclient.txn.metric_recorder import TxnMetrics
+    from crdb_py.kvclient.txn.settings import TxnSettings
+    from crdb_py.kvclient.txn.txn import Txn
 
 Row = tuple[bytes, bytes]
+T = TypeVar("T")
 
 
 @dataclass(slots=True)
@@ -203,8 +223,90 @@ class DB(KVOps):
     transaction (M5) when that matters.
     """
 
-    def __init__(self, sender: Sender) -> None:
+    def __init__(
+        self,
+        sender: Sender,
+        *,
+        clock: HLC | None = None,
+        settings: TxnSettings | None = None,
+        metrics: TxnMetrics | None = None,
+        gateway_node_id: int = 0,
+        locator: RangeLocator | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        from crdb_py.kvclient.txn.metric_recorder import TxnMetrics
+        from crdb_py.kvclient.txn.settings import TxnSettings
+
         self.sender = sender
+        self.clock = clock or HLC()
+        self.settings = settings or TxnSettings()
+        self.metrics = metrics or TxnMetrics()
+        self.gateway_node_id = gateway_node_id
+        self.locator = locator
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    # ---- transactions -----------------------------------------------------------
+
+    def txn(self, name: str = "", *, priority: int = 0) -> Txn:
+        """Start a transaction (timestamps from `self.clock`, settings
+        snapshot from `self.settings`). Use as `async with db.txn() as t:`
+        (commits on success, rolls back on error) or call `commit()`."""
+        from crdb_py.kvclient.txn.coord_sender import TxnCoordSender
+        from crdb_py.kvclient.txn.txn import Txn
+
+        coord = TxnCoordSender(
+            self.sender,
+            clock=self.clock,
+            config=self.settings.snapshot(),
+            metrics=self.metrics,
+            locator=self.locator,
+            name=name,
+            priority=priority,
+            gateway_node_id=self.gateway_node_id,
+            sleep=self._sleep,
+        )
+        return Txn(coord)
+
+    async def run_txn(
+        self,
+        fn: Callable[[Txn], Awaitable[T]],
+        *,
+        max_retries: int = 50,
+        name: str = "",
+        priority: int = 0,
+        backoff_base: float = 0.002,
+        backoff_max: float = 0.5,
+    ) -> T:
+        """Run `await fn(txn)` in a transaction and commit it, retrying
+        retryable errors up to `max_retries` times. `fn` may commit itself
+        (e.g. `txn.commit_in_batch`); it must not swallow errors. Returns
+        what `fn` returned; raises its non-retryable errors (after rolling
+        back) and the last retryable one when retries run out."""
+        txn = self.txn(name, priority=priority)
+        attempt = 0
+        while True:
+            try:
+                result = await fn(txn)
+                if not txn.finished:
+                    await txn.commit()
+                elif not txn.committed:
+                    raise errors.TransactionAbortedError("ABORTED_RECORD_FOUND")
+                return result
+            except errors.CrdbError as e:
+                if not type(e).retryable or attempt >= max_retries:
+                    await txn.rollback()
+                    raise
+                attempt += 1
+                if txn.finished:  # aborted: the next attempt is a new txn
+                    await txn.rollback()
+                    txn = self.txn(name, priority=priority)
+                delay = min(backoff_max, backoff_base * (2 ** min(attempt, 16)))
+                await self._sleep(delay * (0.5 + self._rng.random() / 2))
+            except BaseException:
+                await txn.rollback()
+                raise
 
     async def run(self, b: Batch) -> list[Result]:
         br = await self.sender.send(b.to_proto())

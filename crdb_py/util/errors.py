@@ -289,3 +289,19 @@ class RefreshFailedError(TransactionRetryError):
             f"key {key!r} at {existing_timestamp}: restart transaction",
             txn=txn,
         )
+
+
+# ---- transactions, client side (M5) ----------------------------------------------
+
+
+class ConcurrentTxnUseError(CrdbError):
+    """Two batches of one transaction were sent concurrently. A `Txn` runs
+    one batch at a time; await each operation before starting the next, or
+    put concurrent operations in one `Batch`."""
+
+    def __init__(self, msg: str = "") -> None:
+        super().__init__(
+            msg
+            or "concurrent use of one transaction: a batch is already in flight; await it "
+            "before sending the next one, or send the operations together in one Batch"
+        )
