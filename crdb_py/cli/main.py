@@ -35,6 +35,9 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     s = sub.add_parser("start", help="start a node")
     s.add_argument("--store", default="crdb-data", help="store directory, or 'mem' (in-memory)")
     s.add_argument("--listen-addr", default="127.0.0.1:26257", help="HOST:PORT to serve on")
+    s.add_argument(
+        "--advertise-addr", default="", help="HOST:PORT other nodes dial (default: listen addr)"
+    )
     s.add_argument("--join", default="", help="comma-separated HOST:PORT of cluster nodes")
     s.add_argument(
         "--join-timeout", type=float, default=30.0,
@@ -110,6 +113,7 @@ def node_config_from_args(args: argparse.Namespace) -> Any:
     return NodeConfig(
         store=args.store,
         listen_addr=args.listen_addr,
+        advertise_addr=args.advertise_addr,
         join=tuple(a.strip() for a in args.join.split(",") if a.strip()),
         join_timeout=args.join_timeout,
         raft_tick_interval=args.raft_tick_interval,

@@ -91,6 +91,7 @@ class NodeConfig:
 
     store: str = "mem"  # a directory, or "mem" for an in-memory engine
     listen_addr: str = "127.0.0.1:26257"  # port 0 = pick a free one
+    advertise_addr: str = ""  # what other nodes dial; default: the bound listen address
     join: tuple[str, ...] = ()
     join_timeout: float = 30.0
     raft_tick_interval: float = 0.1
@@ -199,7 +200,10 @@ class Node:
 
     @property
     def address(self) -> str:
-        """The address this node listens on (with the real port once bound)."""
+        """The address other nodes reach this node at: `advertise_addr` if
+        set, else the listen address (with the real port once bound)."""
+        if self.config.advertise_addr:
+            return self.config.advertise_addr
         t = self.transport
         for obj in (t, getattr(t, "inner", None)):
             a = getattr(obj, "address", None) if obj is not None else None

@@ -412,3 +412,25 @@ def test_restart_republishes_descriptor_and_admits_joins(tmp_path: Any) -> None:
 
     run(first())
     run(second())
+
+
+def test_advertise_address_is_what_peers_learn() -> None:
+    async def body() -> None:
+        db = FakeDB()
+        n1 = make_node(db)
+        await n1.start()
+        try:
+            await n1.bootstrap(None)  # type: ignore[arg-type]
+            n2 = make_node(db, join=(n1.address,), advertise_addr="localhost:4242")
+            await n2.start()
+            try:
+                await n2.wait_initialized(10)
+                desc = data_pb2.NodeDescriptor.FromString(db.data[node_descriptor_key(2)])
+                assert desc.address == "localhost:4242"
+                assert n1.registry.address(2) == "localhost:4242"  # type: ignore[union-attr]
+            finally:
+                await n2.stop()
+        finally:
+            await n1.stop()
+
+    run(body())
