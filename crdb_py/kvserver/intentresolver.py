@@ -17,8 +17,9 @@ ResolveIntentRangeRequest.
 Two paths (after CockroachDB's ``intentresolver`` package):
 
 * **asynchronous** — ``enqueue(updates)`` returns at once. Updates wait in
-  one pending queue (a later update of the same txn and span replaces the
-  earlier one: it carries newer information); up to ``max_concurrency``
+  one pending queue, one per (txn, span): when a span is enqueued twice,
+  `supersedes` keeps the more informative update (a final status over a
+  push, a later epoch, a higher push timestamp). Up to ``max_concurrency``
   worker tasks each take up to ``batch_size`` updates at a time and send
   them as one batch. A worker starts on the *next* loop turn, so everything
   enqueued in one turn — and everything enqueued while all workers are busy
@@ -64,7 +65,7 @@ from crdb_py.util.errors import (
     RangeNotFoundError,
 )
 from crdb_py.util.errwire import error_from_proto
-from crdb_py.util.hlc import Timestamp
+from crdb_py.util.hlc import Timestamp, ts_from_proto
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,21 @@ class RetryOptions:
 def update_key(up: data_pb2.LockUpdate) -> tuple[bytes, bytes, bytes]:
     """Identity of an update in the pending queue: (txn id, key, end key)."""
     return up.txn.id, up.span.key, up.span.end_key
+
+
+def supersedes(new: data_pb2.LockUpdate, old: data_pb2.LockUpdate) -> bool:
+    """Does `new` replace `old` (same txn and span) in the pending queue? A
+    final status beats a push (PENDING at a new timestamp), a later epoch
+    beats an earlier one, and otherwise the later update wins — except a
+    push to a lower timestamp than one already pending."""
+    if new.txn.epoch != old.txn.epoch:
+        return new.txn.epoch > old.txn.epoch
+    new_final, old_final = tr.is_final(new.status), tr.is_final(old.status)
+    if new_final != old_final:
+        return new_final
+    if not new_final:
+        return ts_from_proto(new.txn.write_timestamp) >= ts_from_proto(old.txn.write_timestamp)
+    return True
 
 
 def resolve_batch(updates: Iterable[data_pb2.LockUpdate]) -> api_pb2.BatchRequest:
@@ -181,7 +197,8 @@ class IntentResolver:
         for up in updates:
             key = update_key(up)
             if key in self._pending:
-                self._pending[key].CopyFrom(up)  # newer information wins
+                if supersedes(up, self._pending[key]):
+                    self._pending[key].CopyFrom(up)
             else:
                 copy = data_pb2.LockUpdate()
                 copy.CopyFrom(up)

@@ -9,7 +9,12 @@ from collections.abc import Callable
 
 import pytest
 
-from crdb_py.kvserver.intentresolver import IntentResolver, RetryOptions, resolve_batch
+from crdb_py.kvserver.intentresolver import (
+    IntentResolver,
+    RetryOptions,
+    resolve_batch,
+    supersedes,
+)
 from crdb_py.pb import api_pb2, data_pb2
 from crdb_py.storage import MemEngine, mvcc_get_intent
 from crdb_py.util.errors import (
@@ -145,20 +150,34 @@ def test_updates_enqueued_in_one_turn_or_while_busy_are_coalesced() -> None:
     asyncio.run(main())
 
 
-def test_pending_duplicate_is_replaced_by_the_newer_update() -> None:
+def test_pending_duplicate_keeps_the_more_informative_update() -> None:
     async def main() -> None:
         kv = ScriptedKV()
         ir = IntentResolver(kv)
         pushed = point(k("a"), data_pb2.PENDING)
         pushed.txn.write_timestamp.wall_time = 20
-        ir.enqueue([pushed, point(k("b"))])
-        ir.enqueue([point(k("a"), data_pb2.ABORTED)])
+        ir.enqueue([pushed, point(k("b"), data_pb2.ABORTED), point(k("c"), data_pb2.PENDING)])
+        ir.enqueue([point(k("a"), data_pb2.ABORTED)])  # final beats a push
+        ir.enqueue([pushed])  # a push never replaces a final status
+        higher = point(k("c"), data_pb2.PENDING)
+        higher.txn.write_timestamp.wall_time = 30
+        ir.enqueue([higher, point(k("c"), data_pb2.PENDING)])  # nor a lower push a higher one
         await ir.drain()
         reqs = [ru.resolve_intent for ru in kv.sent[0].requests]
-        assert len(kv.sent) == 1 and [r.header.key for r in reqs] == [k("a"), k("b")]
-        assert reqs[0].status == data_pb2.ABORTED
+        assert len(kv.sent) == 1 and [r.header.key for r in reqs] == [k("a"), k("b"), k("c")]
+        assert [r.status for r in reqs] == [data_pb2.ABORTED, data_pb2.ABORTED, data_pb2.PENDING]
+        assert reqs[2].intent_txn.write_timestamp.wall_time == 30
 
     asyncio.run(main())
+
+
+def test_supersedes() -> None:
+    old = point(k("a"), data_pb2.COMMITTED)
+    newer_epoch = point(k("a"), data_pb2.PENDING)
+    newer_epoch.txn.epoch = 2
+    assert supersedes(newer_epoch, old) and not supersedes(old, newer_epoch)
+    assert supersedes(point(k("a"), data_pb2.ABORTED), old)  # same finality: the later wins
+    assert not supersedes(point(k("a"), data_pb2.PENDING), old)
 
 
 def test_point_and_range_updates_become_the_right_requests() -> None:
