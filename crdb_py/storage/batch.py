@@ -77,8 +77,7 @@ class OverlayBatch:
         pend = self._pending
         if not pend:
             return base
-        over = pend.irange(lower, upper, inclusive=(True, False), reverse=reverse)
-        return _merge(base, over, pend, reverse)
+        return _merge(base, _overlay_keys(pend, lower, upper, reverse), pend, reverse)
 
     # ---- WriteBatch ----
     def count(self) -> int:
@@ -97,6 +96,40 @@ class OverlayBatch:
         self._pending.clear()
 
 
+def _overlay_keys(
+    pend: SortedDict, lower: bytes, upper: bytes | None, reverse: bool
+) -> Iterator[bytes]:
+    """Pending keys in [lower, upper), fetched lazily in small chunks and
+    re-located by bisection between chunks: O(log n) to start however large
+    the batch, and safe when the caller writes to the batch meanwhile."""
+    keys = pend.keys()
+    n = 8
+    if not reverse:
+        i = pend.bisect_left(lower)
+        while True:
+            chunk = keys[i : i + n]
+            if not chunk:
+                return
+            for k in chunk:
+                if upper is not None and k >= upper:
+                    return
+                yield k
+            i = pend.bisect_right(chunk[-1])
+            n = min(n * 2, 256)
+    else:
+        j = len(pend) if upper is None else pend.bisect_left(upper)
+        while True:
+            chunk = keys[max(j - n, 0) : j]
+            if not chunk:
+                return
+            for k in reversed(chunk):
+                if k < lower:
+                    return
+                yield k
+            j = pend.bisect_left(chunk[0])
+            n = min(n * 2, 256)
+
+
 def _merge(
     base: Iterator[tuple[bytes, bytes]],
     over: Iterator[bytes],
@@ -104,30 +137,23 @@ def _merge(
     reverse: bool,
 ) -> Iterator[tuple[bytes, bytes]]:
     """Merge engine entries with pending mutations; pending wins on ties."""
-    # Materialize the overlay keys first: callers may write to the batch while
-    # they iterate, and SortedDict iterators do not tolerate mutation.
-    okeys = list(over)
-    oi, on = 0, len(okeys)
+    _end = object()
+    ok = next(over, _end)
     for bk, bv in base:
-        while oi < on:
-            ok = okeys[oi]
-            if (ok > bk) if reverse else (ok < bk):
-                ov = pend.get(ok)
-                oi += 1
-                if ov is not None:
-                    yield ok, ov
-                continue
-            break
-        if oi < on and okeys[oi] == bk:
+        while ok is not _end and ((ok > bk) if reverse else (ok < bk)):  # type: ignore[operator]
+            ov = pend.get(ok)
+            if ov is not None:
+                yield ok, ov  # type: ignore[misc]
+            ok = next(over, _end)
+        if ok is not _end and ok == bk:
             ov = pend.get(bk)
-            oi += 1
+            ok = next(over, _end)
             if ov is not None:
                 yield bk, ov
             continue
         yield bk, bv
-    while oi < on:
-        ok = okeys[oi]
+    while ok is not _end:
         ov = pend.get(ok)
-        oi += 1
         if ov is not None:
-            yield ok, ov
+            yield ok, ov  # type: ignore[misc]
+        ok = next(over, _end)
