@@ -30,6 +30,7 @@ from crdb_py.rpc.inprocess import InProcessNetwork
 from crdb_py.rpc.transport import is_read_only
 from crdb_py.storage import MemEngine
 from crdb_py.util.errors import AmbiguousResultError, NodeUnavailableError, RangeNotFoundError
+from crdb_py.util.errwire import error_to_proto
 from crdb_py.util.hlc import HLC
 
 
@@ -38,20 +39,33 @@ class _Handler:
         self.node = node
 
     async def batch(self, req: api_pb2.BatchRequest) -> api_pb2.BatchResponse:
+        store = self.node.store  # this incarnation of the node
         try:
-            return await self.node.store.batch(req)
+            br = await store.batch(req)
         except asyncio.CancelledError:
-            # Stopping the store (a crash) cancels its in-flight work. A
-            # real client would see the connection drop, not a cancellation
-            # of its own task: answer as the wire would.
-            if self.node.running and not self.node.store.stopped:
+            if not store.stopped:
                 raise
-            if is_read_only(req):
-                raise RangeNotFoundError(req.header.range_id) from None  # try another replica
-            raise AmbiguousResultError(
+            return self._crashed(req)
+        if store.stopped:
+            # The node crashed while serving: a dead process sends no answer
+            # (and its stale in-memory state must not answer for it).
+            return self._crashed(req)
+        return br
+
+    def _crashed(self, req: api_pb2.BatchRequest) -> api_pb2.BatchResponse:
+        """What the client sees of a batch whose node stopped under it: the
+        connection dropped. A read is tried elsewhere; a write is ambiguous."""
+        err: Exception
+        if is_read_only(req):
+            err = RangeNotFoundError(req.header.range_id)
+        else:
+            err = AmbiguousResultError(
                 f"n{self.node.node_id} stopped while the batch was in flight; "
                 "it may or may not have been applied"
-            ) from None
+            )
+        br = api_pb2.BatchResponse()
+        error_to_proto(err, br.error)
+        return br
 
     def handle_raft_messages(self, from_node_id: int, batch: raft_pb2.RaftMessageBatch) -> None:
         self.node.store.handle_raft_messages(from_node_id, batch)

@@ -380,3 +380,31 @@ def test_write_applied_in_the_same_batch_as_a_lease_transfer_applies_once():
 
     new_value, final = run(scenario, 0)
     assert (new_value, final) == (1, 1)  # one increment of 1, applied once
+
+
+def test_write_in_flight_on_a_crashing_node_is_ambiguous_not_cancelled():
+    async def scenario(loop: vloop.VirtualEventLoop):
+        sim = KVSim(loop, 3)
+        await sim.start()
+        try:
+            key = b"inflight"
+            await retry(lambda: sim.db().put(key, b"v0"))
+            lh = sim.leaseholder(key)
+            assert lh is not None
+            db = sim.db(lh)
+            sim.isolate(lh)  # the proposal cannot commit
+            put = asyncio.create_task(db.put(key, b"v1"))
+            read = asyncio.create_task(db.get(key))  # queued behind the put's latch
+            await asyncio.sleep(0.5)
+            assert not put.done()
+            await sim.crash(lh)
+            sim.heal()
+            res = await asyncio.gather(put, read, return_exceptions=True)
+            return [type(r).__name__ if isinstance(r, BaseException) else r for r in res]
+        finally:
+            await sim.close()
+
+    put_res, read_res = run(scenario, 0)
+    assert put_res == "AmbiguousResultError"
+    # the read was not answered by the dead node; it failed over or failed cleanly
+    assert read_res in (b"v0", b"v1", "NodeUnavailableError"), read_res
