@@ -29,7 +29,10 @@ Crashes. `crash(i)` stops node i's store and closes its transport, keeping
 its engine (as a process kill keeps its disk); `restart(i)` builds a new
 Store on the same engine, which reloads its replicas and replays the raft
 log's unapplied tail. MemEngine writes are all "durable", so this models a
-crash after the last synced write.
+crash after the last synced write. A crashed node never answers a request it
+was serving (the in-process handler turns such answers into a dropped
+connection: `AmbiguousResultError` for writes, a retry elsewhere for reads),
+so no stale in-memory state of the dead incarnation leaks to clients.
 
 Reproducing. A failing seed is a bug report: `vloop.run(scenario, seed=S)`
 replays it. Within one process the same seed gives the same history and
