@@ -380,7 +380,9 @@ class Replica:
         self._apply_tscache_bumps(res.tscache_bumps)
         self._record_reads(ba)
         if res.encountered_intents and self.store.intent_resolver is not None:
-            self.store.intent_resolver.cleanup_intents(res.encountered_intents)
+            self.store.intent_resolver.cleanup_intents(
+                res.encountered_intents, self.store.pusher, self.store.clock.now()
+            )
         h = ba.header
         br.header.timestamp.CopyFrom(h.timestamp)
         if h.HasField("txn") and not br.header.HasField("txn"):
@@ -618,6 +620,10 @@ class Replica:
             raise InvalidArgumentError("an admin request must be alone in its batch")
         ru = ba.requests[0]
         kind = ru.WhichOneof("value")
+        key = getattr(ru, kind).header.key
+        assert self.desc is not None
+        if key and not (self.desc.start_key <= keys.addr(key) < self.desc.end_key):
+            raise RangeKeyMismatchError(key, b"", self.desc)
         br = api_pb2.BatchResponse()
         if kind == "admin_split":
             from crdb_py.kvserver.split import admin_split
