@@ -261,7 +261,8 @@ class DurableStorage:
         self._snapshot: Snapshot | None = decode_snapshot(v) if v is not None else None
 
         self._last = self._truncated.index
-        it = engine.iter_range(k.log_lo, k.log_hi, reverse=True)
+        lo_key, hi_key = k.log_lo, k.log_hi  # outlive the iterator (see entries)
+        it = engine.iter_range(lo_key, hi_key, reverse=True)
         try:
             top = next(it, None)
         finally:
@@ -325,7 +326,10 @@ class DurableStorage:
             k = self.keys
             end = min(hi, self._cache_lo)
             expect = lo
-            for key, v in self._engine.iter_range(k.log(lo), k.log(end)):
+            # Bounds bound to locals: they must outlive the iterator (with
+            # rocksdict the upper bound is referenced, not copied).
+            lo_key, hi_key = k.log(lo), k.log(end)
+            for key, v in self._engine.iter_range(lo_key, hi_key):
                 idx = k.index_of(key)
                 if idx != expect:
                     raise InternalError(f"raft log gap: expected entry {expect}, found {idx}")

@@ -56,6 +56,11 @@ def ents(
     return [Entry(term=t, index=i, data=data(i)) for i, t in pairs]
 
 
+def log_keys(engine, k: RaftKeys) -> list[int]:  # type: ignore[no-untyped-def]
+    lo, hi = k.log_lo, k.log_hi  # bounds must outlive the iterator (rocksdict)
+    return [k.index_of(key) for key, _ in engine.iter_range(lo, hi)]
+
+
 def state(s: DurableStorage) -> tuple:
     first, last = s.first_index(), s.last_index()
     log = s.entries(first, last + 1) if last >= first else []
@@ -130,7 +135,7 @@ def test_conflicting_suffix_is_replaced(env: _Env) -> None:
     assert [(e.index, e.term, e.data) for e in s2.entries(1, 5)] == got
     # no stale entry 5 left on the engine
     k = s2.keys
-    assert [k.index_of(key) for key, _ in env.engine.iter_range(k.log_lo, k.log_hi)] == [1, 2, 3, 4]
+    assert log_keys(env.engine, k) == [1, 2, 3, 4]
 
 
 def test_append_gap_is_an_error(env: _Env) -> None:
@@ -162,7 +167,7 @@ def test_compact_and_truncated_state_survive_restart(env: _Env) -> None:
     assert (snap.data, snap.metadata.index, snap.metadata.term) == (b"sm@4", 4, 2)
     assert snap.metadata.conf_state == ConfState(voters=(1,))
     k = s2.keys
-    assert [k.index_of(key) for key, _ in env.engine.iter_range(k.log_lo, k.log_hi)] == [5, 6]
+    assert log_keys(env.engine, k) == [5, 6]
 
 
 def test_compact_beyond_last_index_fails(env: _Env) -> None:
@@ -199,7 +204,7 @@ def test_apply_snapshot_replaces_log(env: _Env) -> None:
     assert state(s2) == before
     assert s2.snapshot() == snap
     k = s2.keys
-    assert [k.index_of(key) for key, _ in env.engine.iter_range(k.log_lo, k.log_hi)] == [11]
+    assert log_keys(env.engine, k) == [11]
 
 
 def test_save_into_caller_batch_is_atomic(env: _Env) -> None:
