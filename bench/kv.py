@@ -69,11 +69,11 @@ from typing import Any
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-import grpc  # noqa: E402  (bench/ is outside the layering; the etcd client needs it)
-from rich.console import Console  # noqa: E402
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn  # noqa: E402
+import grpc
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-from crdb_py.localcluster import LocalCluster, free_port, open_kv  # noqa: E402
+from crdb_py.localcluster import LocalCluster, free_port, open_kv
 
 PREFIX = b"kv/"
 VALUE = b"v" * 64
@@ -97,6 +97,13 @@ def proc_cpu_seconds(pids: Sequence[int]) -> float:
         except (OSError, IndexError, ValueError):
             pass
     return total / CLK_TCK
+
+
+def idle_cpu_pct(pids: Sequence[int], seconds: float) -> float:
+    """CPU used by `pids` while nobody sends them anything, in % of one core."""
+    c0 = proc_cpu_seconds(pids)
+    time.sleep(seconds)
+    return round(100 * (proc_cpu_seconds(pids) - c0) / seconds, 1)
 
 
 # ---- the workload ------------------------------------------------------------------------
@@ -197,24 +204,35 @@ class CrdbSystem:
         c = self.cluster
         c.start()
         admin = c.kv()
-        # Three ranges over the bench key space, one lease per node.
+        # Three ranges over the bench key space, one lease per node; the
+        # transfers are retried until every node reports a lease.
         bounds = [key_of(self.keys * i // 3) for i in range(3)]
         for b in bounds:
             admin.split(b)
-        for i, b in enumerate(bounds):
-            admin.run(lambda db, b=b, i=i: db.admin_transfer_lease(b, c.node_id(i)))
         c.wait_for_replication(timeout=60)
+        # The bench client: its own loop thread, DistSender and channels. It
+        # is opened after the splits, so its range cache is fresh — an admin
+        # transfer routed by a stale, pre-split descriptor would move the
+        # lease of the wrong range (the server does not check the key).
+        self.kv = open_kv({c.node_id(i): c.address(i) for i in range(3)})
+        self.kv.timeout = 600.0
+        want = [1, 1, 2]  # sorted lease counts: range 1 (system keys) stays too
+        for _attempt in range(15):
+            for i, b in enumerate(bounds):
+                with contextlib.suppress(Exception):
+                    self.kv.run(lambda db, b=b, i=i: db.admin_transfer_lease(b, c.node_id(i)))
+            time.sleep(1.0)
+            if sorted(s["leases"] for s in c.node_statuses()) == want:
+                break
+        statuses = c.node_statuses()
         self.setup = {
             "split_keys": [b.decode() for b in bounds],
             "ranges": len(c.ranges()),
+            "leases_balanced": sorted(s["leases"] for s in statuses) == want,
             "per_node": [
-                {k: s[k] for k in ("node_id", "ranges", "leases", "leaders")}
-                for s in c.node_statuses()
+                {k: s[k] for k in ("node_id", "ranges", "leases", "leaders")} for s in statuses
             ],
         }
-        # The bench client: its own loop thread, DistSender and channels.
-        self.kv = open_kv({c.node_id(i): c.address(i) for i in range(3)})
-        self.kv.timeout = 600.0
 
     @property
     def pids(self) -> list[int]:
@@ -289,7 +307,7 @@ class EtcdSystem:
                 "--initial-cluster-token", "crdb-py-bench",
                 "--logger", "zap", "--log-level", "error",
             ]  # fmt: skip
-            log = open(os.path.join(self.dir, f"m{i}.log"), "ab")  # noqa: SIM115
+            log = open(os.path.join(self.dir, f"m{i}.log"), "ab")
             self.procs.append(
                 subprocess.Popen(
                     cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
@@ -499,6 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description="KV put benchmark: crdb-py vs etcd, 3 nodes")
     ap.add_argument("--quick", action="store_true", help="short cells (smoke test)")
     ap.add_argument("--seconds", type=float, default=None, help="measured seconds per cell")
+    ap.add_argument("--warmup", type=float, default=None, help="unmeasured seconds per cell")
     ap.add_argument("--clients", default="1,16,64")
     ap.add_argument("--keys", type=int, default=10_000)
     ap.add_argument("--no-etcd", action="store_true")
@@ -508,7 +527,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     a = ap.parse_args(argv)
     seconds = a.seconds or (2.0 if a.quick else 10.0)
-    warmup = 0.5 if a.quick else 2.0
+    warmup = a.warmup if a.warmup is not None else (0.5 if a.quick else 2.0)
     clients = [int(x) for x in a.clients.split(",")]
     profile = (not a.quick) if a.profile is None else a.profile
     os.makedirs(a.out, exist_ok=True)
@@ -519,6 +538,8 @@ def main(argv: list[str] | None = None) -> int:
     systems: list[Any] = []
     rows: list[dict[str, Any]] = []
     prof: dict[str, Any] = {}
+    idle: dict[str, float] = {}
+    server_pids: dict[str, list[int]] = {}
     try:
         with console.status("starting the crdb-py cluster (3 nodes, 3 ranges) ..."):
             crdb = CrdbSystem(a.keys)
@@ -529,6 +550,9 @@ def main(argv: list[str] | None = None) -> int:
                 etcd = EtcdSystem(a.keys, etcd_bin)
                 systems.append(etcd)
                 etcd.start()
+        with console.status("measuring idle CPU ..."):
+            idle = {s.name: idle_cpu_pct(s.pids, 1.0 if a.quick else 3.0) for s in systems}
+        server_pids = {s.name: s.pids for s in systems}
         cells = [(c, s) for c in clients for s in systems]
         with Progress(
             TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
@@ -556,6 +580,7 @@ def main(argv: list[str] | None = None) -> int:
             s.close()
 
     print(table(rows, etcd_note))
+    print("\nidle server CPU (% of one core): " + ", ".join(f"{k} {v}" for k, v in idle.items()))
     if prof.get("samples"):
         print(f"\nprofile of node 0 under {max(clients)} clients ({prof['samples']} samples), self time:")
         for name, pct in prof["self_by_package_pct"]:
@@ -574,6 +599,8 @@ def main(argv: list[str] | None = None) -> int:
         "warmup": warmup,
         "keys": a.keys,
         "value_bytes": len(VALUE),
+        "idle_server_cpu_pct_of_one_core": idle,
+        "server_pids": server_pids,  # all stopped by the time kv.json is written
         "crdb_setup": crdb.setup,
         "etcd": etcd.version if etcd_bin else etcd_note,
     }
