@@ -28,6 +28,7 @@ protos: $(STAMP)
 
 bench: $(STAMP)
 	$(VPY) bench/mvcc.py
+	$(VPY) bench/kv.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
