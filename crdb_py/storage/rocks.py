@@ -76,7 +76,9 @@ class RocksEngine:
             # ignored going forward and corrupts backward iteration).
             ro = ReadOptions()
             ro.set_iterate_upper_bound(upper)
-            return db.items(from_key=lower, read_opt=ro)
+            # rocksdict keeps only a pointer to the bound: the generator pins
+            # `ro` and `upper` for as long as the iterator lives.
+            return _pinned(db.items(from_key=lower, read_opt=ro), ro, upper)
         it = db.items(backwards=True) if upper is None else db.items(backwards=True, from_key=upper)
         return _bounded_rev(it, lower, upper)
 
@@ -122,6 +124,13 @@ class RocksEngine:
         db, self._db = self._db, None
         if db is not None:
             db.close()
+
+
+def _pinned(
+    it: Iterator[tuple[bytes, bytes]], ro: ReadOptions, upper: bytes
+) -> Iterator[tuple[bytes, bytes]]:
+    yield from it
+    del it, ro, upper
 
 
 def _bounded_rev(
