@@ -309,9 +309,19 @@ class KVSim:
         self.net.links.partition(a, b)
         self.loop.record("partition", a, b)
 
-    def isolate(self, i: int) -> None:
-        self.net.links.isolate(i, list(range(1, self.n + 1)))
-        self.loop.record("isolate", i)
+    def isolate(self, i: int, direction: str = "both") -> None:
+        """Cut node i off: "both" ways, only its "out"going links (it hears
+        everyone, nobody hears it) or only its "in"coming ones."""
+        if direction not in ("both", "out", "in"):
+            raise ValueError(f"direction must be both, out or in, not {direction!r}")
+        for o in range(1, self.n + 1):
+            if o == i:
+                continue
+            if direction in ("both", "out"):
+                self.net.links.block(i, o)
+            if direction in ("both", "in"):
+                self.net.links.block(o, i)
+        self.loop.record("isolate", i, direction)
 
     def heal(self) -> None:
         self.net.links.heal()
@@ -460,7 +470,8 @@ async def nemesis(
     split_keys: list[bytes] | None = None,
     interval: tuple[float, float] = (0.3, 1.2),
 ) -> list[tuple[float, str]]:
-    """Until `stop` is set: move leases, crash / restart and isolate / heal,
+    """Until `stop` is set: move leases, crash / restart, isolate (both ways
+    or one way) / heal,
     and split at one of `split_keys` (each at most once).
     At most one node is faulty at a time (crashes and isolations pick the
     same victim until it is restarted and healed), so a 3-node cluster keeps
@@ -514,9 +525,10 @@ async def nemesis(
             done.append((loop.time(), f"restart n{victim}"))
         elif act == "isolate":
             assert victim is not None
-            sim.isolate(victim)
+            direction = rng.choice(("both", "both", "out", "in"))
+            sim.isolate(victim, direction)
             cut = True
-            done.append((loop.time(), f"isolate n{victim}"))
+            done.append((loop.time(), f"isolate n{victim} ({direction})"))
         elif act == "heal":
             sim.heal()
             cut = False

@@ -408,3 +408,24 @@ def test_write_in_flight_on_a_crashing_node_is_ambiguous_not_cancelled():
     assert put_res == "AmbiguousResultError"
     # the read was not answered by the dead node; it failed over or failed cleanly
     assert read_res in (b"v0", b"v1", "NodeUnavailableError"), read_res
+
+
+def test_isolation_directions():
+    async def main(loop: vloop.VirtualEventLoop):
+        sim = KVSim(loop, 3)
+        links = sim.net.links
+        sim.isolate(1, "out")
+        out = (links.is_blocked(1, 2), links.is_blocked(2, 1))
+        sim.heal()
+        sim.isolate(1, "in")
+        inn = (links.is_blocked(1, 3), links.is_blocked(3, 1))
+        sim.heal()
+        sim.isolate(2)
+        both = sorted(links.blocked_links())
+        with pytest.raises(ValueError):
+            sim.isolate(1, "sideways")
+        return out, inn, both
+
+    out, inn, both = vloop.run(main)
+    assert out == (True, False) and inn == (False, True)
+    assert both == [(1, 2), (2, 1), (2, 3), (3, 2)]
