@@ -42,6 +42,7 @@ address answered at all for `join_timeout` seconds does start-up fail with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -269,7 +270,7 @@ class Node:
         self._stopped = True
         if self.registry is not None:
             self.registry.stopped = True
-        await cancel_all(self._tasks)
+        await cancel_all(list(self._tasks))
         self._tasks.clear()
         await self._close_resources()
 
@@ -297,7 +298,14 @@ class Node:
         task = asyncio.ensure_future(coro)
         task.set_name(f"n{self.node_id}-{name}")
         self._tasks.append(task)
+        task.add_done_callback(self._forget_task)
         return task
+
+    def _forget_task(self, task: asyncio.Task[Any]) -> None:
+        with contextlib.suppress(ValueError):
+            self._tasks.remove(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("n%d: task %s failed: %s", self.node_id, task.get_name(), task.exception())
 
     def _set_transport_node_id(self, node_id: int) -> None:
         t = self.transport
@@ -495,7 +503,12 @@ class Node:
         if self.store is None:
             return  # not a member yet: raft retransmits
         reg = self.registry
-        if reg is not None and reg.address(from_node_id) is None and from_node_id > 0:
+        if (
+            reg is not None
+            and from_node_id > 0
+            and reg.address(from_node_id) is None
+            and not reg.lookup_in_flight(from_node_id)
+        ):
             self._spawn(reg.lookup_node(from_node_id), f"lookup-n{from_node_id}")
         self.store.handle_raft_messages(from_node_id, batch)
 
@@ -535,7 +548,8 @@ class Node:
         reg = self.registry
         if reg is not None and reg.address(node_id) is None:
             # Never look up inline: the lookup itself is a KV read (recursion).
-            self._spawn(reg.lookup_node(node_id), f"lookup-n{node_id}")
+            if not reg.lookup_in_flight(node_id):
+                self._spawn(reg.lookup_node(node_id), f"lookup-n{node_id}")
             raise NodeUnavailableError(node_id, f"node n{node_id}: address not known yet")
         return await self.transport.send_batch(node_id, ba)
 

@@ -105,6 +105,9 @@ class NodeRegistry:
         d = self._descs.get(node_id)
         return d.address if d is not None else None
 
+    def lookup_in_flight(self, node_id: int) -> bool:
+        return node_id in self._inflight_lookups
+
     async def lookup_node(self, node_id: int) -> str | None:
         """Address of `node_id`: cached, else read from KV (coalesced)."""
         addr = self.address(node_id)
