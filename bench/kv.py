@@ -247,6 +247,14 @@ class CrdbSystem:
 
         return self.kv.run(go)
 
+    def run_async(self, coro: Any) -> Any:
+        """Run `coro` on the bench client's loop (see EtcdSystem)."""
+
+        async def wrap(_db: Any) -> Any:
+            return await coro
+
+        return self.kv.run(wrap)
+
     def close(self) -> None:
         if self.kv is not None:
             with contextlib.suppress(Exception):
@@ -279,9 +287,13 @@ class EtcdSystem:
 
     name = "etcd"
 
-    def __init__(self, keys: int, binary: str) -> None:
+    def __init__(self, keys: int, binary: str, run_async: Callable[[Any], Any]) -> None:
         self.keys = keys
         self.binary = binary
+        # Runs a coroutine to completion on the bench client's event loop
+        # (the crdb-py client's: one loop for both, and grpc.aio stays on
+        # one loop — closing extra loops under it logs "Event loop is closed").
+        self.run_async = run_async
         self.dir = tempfile.mkdtemp(prefix="crdb-py-bench-etcd-")
         self.procs: list[subprocess.Popen[bytes]] = []
         self.client_ports = [free_port() for _ in range(3)]
@@ -315,7 +327,7 @@ class EtcdSystem:
                 )
             )  # fmt: skip
             log.close()
-        asyncio.run(self._wait_ready(timeout))
+        self.run_async(self._wait_ready(timeout))
 
     async def _wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -365,7 +377,7 @@ class EtcdSystem:
 
                 return await drive(put, clients, seconds, warmup, self.keys, self.pids, self.name)
 
-        return asyncio.run(go())
+        return self.run_async(go())
 
     def close(self) -> None:
         for p in self.procs:
@@ -547,7 +559,7 @@ def main(argv: list[str] | None = None) -> int:
             crdb.start()
         if etcd_bin:
             with console.status("starting etcd (3 members) ..."):
-                etcd = EtcdSystem(a.keys, etcd_bin)
+                etcd = EtcdSystem(a.keys, etcd_bin, crdb.run_async)
                 systems.append(etcd)
                 etcd.start()
         with console.status("measuring idle CPU ..."):
