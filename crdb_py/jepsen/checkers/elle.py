@@ -368,11 +368,14 @@ def check(
                     g.add(Edge(w, rid, "wr", k, f"T{rid} read {k!r} = {list(v)!r}, which ends "
                                f"with T{w}'s append of {ext[-1]!r}"))
             if "rw" in types:
+                # The writer of the next version. If that is the writer of the
+                # version read, the read was intermediate: G1b, reported above.
+                last = writer.get((k, ext[-1])) if ext else None
                 for x in vo[len(ext):]:
                     w = node_writer(k, x)
                     if w is None:
                         continue
-                    if w != rid:
+                    if w != rid and w != last:
                         seen = f"{list(ext)!r}" if ext else "[] (nothing)"
                         g.add(Edge(rid, w, "rw", k, f"T{rid} read {k!r} = {seen} and did not "
                                    f"see T{w}'s append of {x!r}, the next version"))
