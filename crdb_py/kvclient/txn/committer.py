@@ -76,7 +76,7 @@ from crdb_py.kvclient.txn.rounds import CommitPath
 from crdb_py.pb import api_pb2, data_pb2
 from crdb_py.util import failpoints
 from crdb_py.util.errors import CrdbError, TransactionRetryError, TransactionStatusError
-from crdb_py.util.hlc import ts_from_proto
+from crdb_py.util.hlc import Timestamp, ts_from_proto
 
 # Failpoints (crdb_py/util/failpoints.py).
 FP_AFTER_STAGING = "kvclient.txn.after_staging"  # STAGING response in hand, not yet judged
@@ -200,8 +200,7 @@ class Committer(Interceptor):
         br = await self.next(ba)
         await failpoints.hit(FP_AFTER_STAGING)
         txn = br.header.txn
-        pushed = ts_from_proto(txn.meta.write_timestamp) > staging_ts
-        if txn.status not in (data_pb2.STAGING, data_pb2.COMMITTED) or pushed:
+        if not self.implicitly_committed(txn, staging_ts):
             self.state.trace.staging_pushed += 1
             retry = txn_copy(txn)
             retry.status = data_pb2.PENDING
@@ -221,6 +220,15 @@ class Committer(Interceptor):
         self.state.spawn(self._make_explicit(staged, et), "txn-explicit-commit")
         txn.status = data_pb2.COMMITTED
         return br
+
+    def implicitly_committed(self, txn: data_pb2.Transaction, staging_ts: Timestamp) -> bool:
+        """Whether a parallel commit whose every part succeeded (`txn` is the
+        merged response txn) committed: the record is STAGING and no part's
+        write was pushed above the staging timestamp."""
+        return (
+            txn.status in (data_pb2.STAGING, data_pb2.COMMITTED)
+            and ts_from_proto(txn.meta.write_timestamp) <= staging_ts
+        )
 
     async def _make_explicit(self, staged: data_pb2.Transaction, et: api_pb2.EndTxnRequest) -> None:
         """STAGING → COMMITTED, off the critical path (best effort: if this

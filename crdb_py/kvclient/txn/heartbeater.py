@@ -64,7 +64,7 @@ class Heartbeater(Interceptor):
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._task is not None and not self._task.done() and not self._task.cancelling()
 
     async def send(self, ba: BatchRequest) -> BatchResponse:
         if self.aborted is not None:

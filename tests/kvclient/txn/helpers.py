@@ -38,6 +38,7 @@ def make_db(
     sleep: Any = None,
     **config: Any,
 ) -> tuple[MockServer, DB]:
+    config.setdefault("heartbeat_interval", 3600.0)
     server = MockServer(splits)
     clock = HLC(ManualClock(1_000_000_000_000))
     db = DB(
@@ -45,10 +46,10 @@ def make_db(
         clock=clock,
         settings=TxnSettings(**config),
         locator=MockLocator(server) if locator else None,
-        sleep=sleep or no_sleep,
+        sleep=no_sleep if sleep in (None, never) else sleep,
     )
     return server, db
 
 
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+def run(coro: Coroutine[Any, Any, T], timeout: float = 20.0) -> T:
+    return asyncio.run(asyncio.wait_for(coro, timeout))

@@ -297,11 +297,24 @@ class MockServer:
 
     # ---- MVCC ------------------------------------------------------------------------------
 
+    def _conflict(self, key: bytes, txn: data_pb2.Transaction) -> Intent | None:
+        """The intent at `key`; another txn's intent whose record is final
+        is resolved first, a STAGING one is recovered (what a pusher does)."""
+        it = self.intents.get(key)
+        if it is None or it.txn_id == txn.meta.id:
+            return it
+        rec = self.records.get(it.txn_id)
+        if rec is not None and rec.status == STAGING:
+            self.recover(it.txn_id)
+        elif rec is not None and rec.status in (COMMITTED, ABORTED):
+            self._resolve(rec, [(key, b"")])
+        return self.intents.get(key)
+
     def _read(
         self, key: bytes, txn: data_pb2.Transaction, seq: int, record: bool = True
     ) -> bytes | None:
         rts = _ts(txn.read_timestamp) if txn.meta.id else Timestamp(2**62)
-        it = self.intents.get(key)
+        it = self._conflict(key, txn)
         if it is not None:
             if it.txn_id == txn.meta.id and it.epoch == txn.meta.epoch:
                 ok, v = it.value_at(seq)
@@ -329,8 +342,12 @@ class MockServer:
         return vs[-1][1] if vs else None
 
     def _write(self, key: bytes, value: bytes | None, txn: data_pb2.Transaction, seq: int) -> None:
+        if not txn.meta.id:  # non-transactional: a committed value above what is there
+            vs = self.versions.get(key)
+            self.write_committed(key, value, vs[-1][0].next() if vs else Timestamp(1))
+            return
         wts = _ts(txn.meta.write_timestamp)
-        it = self.intents.get(key)
+        it = self._conflict(key, txn)
         if it is not None and it.txn_id != txn.meta.id:
             raise errors.WriteIntentError([data_pb2.Intent(key=key)])
         vs = self.versions.get(key)
@@ -355,6 +372,8 @@ class MockServer:
                 if req.commit:
                     raise errors.TransactionAbortedError("ABORTED_RECORD_FOUND", txn=rec)
                 txn.status = ABORTED
+                spans = [(sp.key, sp.end_key) for sp in req.lock_spans]
+                self._resolve(rec, spans)  # a rollback cleans up what it names
                 return
             if rec.status == COMMITTED:
                 raise errors.TransactionStatusError("already committed", txn=rec)
