@@ -354,9 +354,10 @@ def test_mvcc_matches_model_on_both_engines(shared_rocks: RocksEngine) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_mvcc_matches_model_soak(shared_rocks: RocksEngine) -> None:
     _ROCKS[:] = [shared_rocks]
     run_state_machine_as_test(
         MVCCMachine,
-        settings=settings(max_examples=3000, stateful_step_count=60, deadline=None),
+        settings=settings(max_examples=1500, stateful_step_count=50, deadline=None),
     )
