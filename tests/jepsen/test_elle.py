@@ -223,7 +223,7 @@ def serial_history(rng: random.Random, n: int, keys: int, procs: int = 5) -> His
         ret = i + rng.random() * 3
         plans.append((call, ret, status, mops))
     events = []
-    for j, (call, ret, status, mops) in enumerate(plans):
+    for j, (call, ret, status, _mops) in enumerate(plans):
         events.append((call, 0, j))
         if not (status == "info" and rng.random() < 0.3):  # some never complete
             events.append((ret, 1, j))
@@ -266,7 +266,7 @@ def _mutate(ops: list[Op], rng: random.Random, how: str) -> list[Op] | None:
     completions = [i for i, o in enumerate(ops) if o.type == "ok"]
     reads_by_key: dict[Any, list[tuple[int, int]]] = {}
     for i in completions:
-        for m, (f, k, v) in enumerate(ops[i].value):
+        for m, (f, k, _v) in enumerate(ops[i].value):
             if f == "r":
                 reads_by_key.setdefault(k, []).append((i, m))
     cands = []

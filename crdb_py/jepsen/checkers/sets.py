@@ -39,10 +39,11 @@ def check(history: History | Sequence[Op], *, check_lost: bool = True) -> Result
     adds = [o for o in ops if o.f == "add"]
     status: dict[Any, str] = {}
     for o in adds:
-        if o.value in status:
-            raise ValueError(f"element {o.value!r} added twice: the workload must add unique elements")
-        status[o.value] = o.status
-    acked = sorted((o.ret, o.value) for o in adds if o.status == "ok")
+        e = o.invoke.value  # the element is the invoke's input
+        if e in status:
+            raise ValueError(f"element {e!r} added twice: the workload must add unique elements")
+        status[e] = o.status
+    acked = sorted((o.ret, o.invoke.value) for o in adds if o.status == "ok")
     acked_times = [t for t, _ in acked]
     reads = sorted((o for o in ops if o.f == "read" and o.status == "ok"), key=lambda o: o.call)
     if adds and not reads:
