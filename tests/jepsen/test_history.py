@@ -138,3 +138,44 @@ def test_register_events_feed_the_linearizability_checker() -> None:
     h.invoke(2, "read", key="x")
     h.ok(2, 1)  # stale
     assert not linearizability.check(register_events(h)).ok
+
+
+def test_check_cli_prints_the_verdict(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from crdb_py.jepsen.check import main
+
+    h = History(clock=ticking())
+    h.invoke(0, "txn", [["append", "x", 1], ["r", "y", None]])
+    h.invoke(1, "txn", [["append", "y", 1], ["r", "x", None]])
+    h.ok(0, [["append", "x", 1], ["r", "y", [1]]])
+    h.ok(1, [["append", "y", 1], ["r", "x", [1]]])
+    bad = tmp_path / "g1c.jsonl"
+    h.save(bad)
+    assert main([str(bad), "--checker", "elle"]) == 1
+    out = capsys.readouterr().out
+    assert "INVALID" in out and "G1c" in out
+    good = tmp_path / "bank.jsonl"
+    b = History()
+    b.invoke(0, "read")
+    b.ok(0, {0: 3, 1: 7})
+    b.save(good)
+    assert main([str(good), "--checker", "bank", "--total", "10", "--accounts", "0,1"]) == 0
+    assert "VALID" in capsys.readouterr().out
+    assert main([str(good), "--checker", "bank", "--total", "11"]) == 1
+    assert "wrong-total" in capsys.readouterr().out
+
+
+def test_check_cli_runs_as_a_module(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    h = History()
+    h.invoke(0, "add", 1)
+    h.ok(0)
+    h.invoke(0, "read")
+    h.ok(0, [])
+    path = tmp_path / "sets.jsonl"
+    h.save(path)
+    p = subprocess.run([sys.executable, "-m", "crdb_py.jepsen.check", str(path), "--checker",
+                        "sets"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1, p.stderr
+    assert "lost" in p.stdout

@@ -134,7 +134,17 @@ def _fmt_mop(m: MicroOp) -> str:
     f, k, v = m
     if f == "append":
         return f"[append {k!r} {v!r}]"
-    return f"[r {k!r} {'?' if v is None else list(v)!r}]"
+    return f"[r {k!r} {'?' if v is None else _fmt_list(v)}]"
+
+
+def _fmt_list(v: Sequence[Any], keep: int = 4) -> str:
+    """A read as a list literal; long ones keep their ends (the end is what
+    the dependencies are about) and say how many elements were elided."""
+    if len(v) <= 2 * keep + 1:
+        return repr(list(v))
+    head = ", ".join(repr(x) for x in v[:keep])
+    tail = ", ".join(repr(x) for x in v[-keep:])
+    return f"[{head}, ... {len(v) - 2 * keep} more ..., {tail}]"
 
 
 def txns_of(history: History | Sequence[Op]) -> list[Txn]:
@@ -303,24 +313,24 @@ def check(
         if len(set(v)) != len(v):
             dups = sorted({x for x in v if v.count(x) > 1}, key=repr)
             res.add("duplicate-elements",
-                    f"T{rid} read {k!r} = {list(v)!r}: {dups!r} appear more than once",
+                    f"T{rid} read {k!r} = {_fmt_list(v)}: {dups!r} appear more than once",
                     (rid, k, v))
         garbage = [x for x in v if (k, x) not in writer]
         if garbage:
             res.add("garbage-read",
-                    f"T{rid} read {k!r} = {list(v)!r}: nobody appended {garbage!r}",
+                    f"T{rid} read {k!r} = {_fmt_list(v)}: nobody appended {garbage!r}",
                     (rid, k, v))
         for x in v:
             w = writer.get((k, x))
             if w is not None and w != rid and by_id[w].status == "fail":
-                res.add("G1a", f"T{rid} read {k!r} = {list(v)!r}, which includes {x!r} "
+                res.add("G1a", f"T{rid} read {k!r} = {_fmt_list(v)}, which includes {x!r} "
                         f"appended by failed T{w}\n  {by_id[w]}", (rid, w, k, x))
         if ext:
             w = writer.get((k, ext[-1]))
             if w is not None and w != rid and by_id[w].status != "fail":
                 mine = appends[w][k]
                 if mine[-1] != ext[-1]:
-                    res.add("G1b", f"T{rid} read {k!r} = {list(v)!r}, ending at {ext[-1]!r}, an "
+                    res.add("G1b", f"T{rid} read {k!r} = {_fmt_list(v)}, ending at {ext[-1]!r}, an "
                             f"intermediate append of T{w} (its final append to {k!r} is "
                             f"{mine[-1]!r})\n  {by_id[w]}", (rid, w, k, ext[-1]))
 
@@ -336,8 +346,8 @@ def check(
         if bad:
             rid, v, _ = bad[0]
             res.add("incompatible-order",
-                    f"key {k!r}: T{rid} read {list(v)!r} but T{longest[0]} read "
-                    f"{list(longest[1])!r}; neither is a prefix of the other "
+                    f"key {k!r}: T{rid} read {_fmt_list(v)} but T{longest[0]} read "
+                    f"{_fmt_list(longest[1])}; neither is a prefix of the other "
                     f"({len(bad)} read(s) disagree with the longest)", (k, v, longest[1]))
             continue
         order[k] = longest[1]
@@ -365,7 +375,7 @@ def check(
             if ext and "wr" in types:
                 w = node_writer(k, ext[-1])
                 if w is not None:
-                    g.add(Edge(w, rid, "wr", k, f"T{rid} read {k!r} = {list(v)!r}, which ends "
+                    g.add(Edge(w, rid, "wr", k, f"T{rid} read {k!r} = {_fmt_list(v)}, which ends "
                                f"with T{w}'s append of {ext[-1]!r}"))
             if "rw" in types:
                 # The writer of the next version. If that is the writer of the
@@ -376,7 +386,7 @@ def check(
                     if w is None:
                         continue
                     if w != rid and w != last:
-                        seen = f"{list(ext)!r}" if ext else "[] (nothing)"
+                        seen = f"{_fmt_list(ext)}" if ext else "[] (nothing)"
                         g.add(Edge(rid, w, "rw", k, f"T{rid} read {k!r} = {seen} and did not "
                                    f"see T{w}'s append of {x!r}, the next version"))
                     break
@@ -414,12 +424,12 @@ def _internal(txns: Sequence[Txn], res: Result) -> None:
             if k in known:
                 expect = known[k]
                 if v != expect:
-                    res.add("internal", f"T{t.id} read {k!r} = {list(v)!r} but its own earlier "
-                            f"reads and appends imply {list(expect)!r}\n  {t}", (t.id, k))
+                    res.add("internal", f"T{t.id} read {k!r} = {_fmt_list(v)} but its own earlier "
+                            f"reads and appends imply {_fmt_list(expect)}\n  {t}", (t.id, k))
             elif own.get(k):
                 tail = tuple(own[k])
                 if v[-len(tail):] != tail:
-                    res.add("internal", f"T{t.id} read {k!r} = {list(v)!r}, which does not end "
+                    res.add("internal", f"T{t.id} read {k!r} = {_fmt_list(v)}, which does not end "
                             f"with its own appends {list(tail)!r}\n  {t}", (t.id, k))
             known[k] = v
 
