@@ -66,10 +66,13 @@ def new_txn(
     priority: int = 1,
     name: str = "scripted",
     max_offset_nanos: int = MAX_OFFSET_NANOS,
+    txn_id: bytes | None = None,
 ) -> data_pb2.Transaction:
-    """A fresh PENDING txn at `now` whose record will live next to `anchor`."""
+    """A fresh PENDING txn at `now` whose record will live next to `anchor`.
+    Pass `txn_id` (16 bytes from a seeded rng) for reproducible runs: the
+    deadlock breaker orders txns by (priority, id)."""
     t = data_pb2.Transaction(name=name, status=data_pb2.PENDING)
-    t.meta.id = os.urandom(16)
+    t.meta.id = txn_id if txn_id is not None else os.urandom(16)
     t.meta.key = anchor
     t.meta.priority = priority
     for f in (t.meta.write_timestamp, t.meta.min_timestamp, t.read_timestamp):
@@ -103,9 +106,18 @@ class ScriptedTxn:
 
     @classmethod
     def begin(
-        cls, sender: Sender, anchor: bytes, now: Timestamp, *, priority: int = 1, name: str = ""
+        cls,
+        sender: Sender,
+        anchor: bytes,
+        now: Timestamp,
+        *,
+        priority: int = 1,
+        name: str = "",
+        txn_id: bytes | None = None,
     ) -> ScriptedTxn:
-        return cls(sender, new_txn(anchor, now, priority=priority, name=name or "scripted"))
+        return cls(
+            sender, new_txn(anchor, now, priority=priority, name=name or "scripted", txn_id=txn_id)
+        )
 
     # ---- identity -------------------------------------------------------------------
 

@@ -12,15 +12,25 @@ any engine once the system is quiet, and no final record status changed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
+from crdb_py.pb import api_pb2, data_pb2
 from crdb_py.sim import vloop
 from crdb_py.sim.kvsim import KVSim, NetFaults, retry
-from crdb_py.sim.txnclient import Sender
+from crdb_py.sim.txnclient import (
+    ScriptedTxn,
+    Sender,
+    batch,
+    intents_of,
+    new_txn,
+    push_req,
+    query_txn,
+)
 from crdb_py.util.hlc import Timestamp
 from tests.txn import scenarios as sc
 
@@ -45,6 +55,7 @@ class SimEnv:
     def __init__(self, sim: KVSim) -> None:
         self.sim = sim
         self.n = sim.n
+        self.rng = sim.loop.fork_rng("txn-ids")
 
     def sender(self, gateway: int) -> Sender:
         return self.sim.db(gateway).sender
@@ -127,3 +138,41 @@ def test_same_seed_same_outcome():
     a = run_on_sim(sc.deadlock, 7, keys=(b"a-d3", b"n-d3", b"u-d3"))
     b = run_on_sim(sc.deadlock, 7, keys=(b"a-d3", b"n-d3", b"u-d3"))
     assert a["outcomes"] == b["outcomes"] and a["first"] == b["first"]
+
+
+# ---- bugs found by the scenarios (xfail until fixed) --------------------------------------------
+
+
+async def rollback_after_push_abort(loop: vloop.VirtualEventLoop) -> list[tuple[int, bytes]]:
+    """A txn with its record on range a… and its only intent on range n… is
+    aborted by a high-priority push (no conflict touched the intent); its
+    coordinator then rolls back, naming the intent. Nobody reads n-rb: the
+    intent resolver must still resolve it. Returns what is left."""
+    sim = await three_ranges(loop)
+    env = SimEnv(sim)
+    try:
+        t = ScriptedTxn.begin(env.sender(1), b"a-rb", env.now(), txn_id=env.rng.randbytes(16))
+        await t.heartbeat()
+        await t.put(b"n-rb", b"x")
+        pusher = new_txn(b"u-p", env.now(), priority=10, txn_id=env.rng.randbytes(16))
+        await env.sender(2).send(batch(None, push_req(t.meta, api_pb2.PUSH_ABORT, pusher=pusher)))
+        rec, _ = await query_txn(env.sender(1), t.meta)
+        assert rec.status == data_pb2.ABORTED
+        await t.rollback()
+        with contextlib.suppress(TimeoutError):
+            await sim.wait_for(lambda: not intents_of(env.engines()), timeout=10)
+        return intents_of(env.engines())
+    finally:
+        await sim.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Replica._eval_write returns early when a write batch is empty and there is no "
+        "updated_txn, skipping _after_apply: EndTxn(rollback) of an already-ABORTED record "
+        "whose intents all lie on other ranges loses Result.resolve_intents"
+    ),
+)
+def test_rollback_of_push_aborted_txn_resolves_its_intents_on_other_ranges():
+    assert vloop.run(rollback_after_push_abort, seed=1, max_time=120.0) == []

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -49,6 +50,7 @@ RESTART = ("TransactionAbortedError", "TransactionRetryError", "WriteTooOldError
 
 class Env(Protocol):
     n: int
+    rng: random.Random  # txn ids (seeded on the simulator)
 
     def sender(self, gateway: int) -> Sender: ...
     def now(self) -> Timestamp: ...
@@ -182,7 +184,12 @@ class Scenario:
         self, anchor: bytes, *, gateway: int = 1, priority: int = 1, name: str = "", at: Timestamp | None = None
     ) -> ScriptedTxn:
         t = ScriptedTxn.begin(
-            self.env.sender(gateway), anchor, at or self.env.now(), priority=priority, name=name
+            self.env.sender(gateway),
+            anchor,
+            at or self.env.now(),
+            priority=priority,
+            name=name,
+            txn_id=self.env.rng.randbytes(16),
         )
         self.txns.append(t)
         self.log.watch(t)
