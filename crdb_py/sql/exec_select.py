@@ -1,0 +1,366 @@
+"""SELECT: FROM (scans, joins, derived tables, CTEs) -> WHERE -> GROUP BY /
+aggregates -> HAVING -> projection -> ORDER BY -> DISTINCT -> OFFSET/LIMIT.
+
+Everything above the scans runs in Python over lists of row tuples; the
+scans are chosen by the planner (planner.py). Joins are hash joins when the
+ON clause has a column = column equality between the two sides, nested
+loops otherwise; LEFT joins pad with NULLs. A WHERE clause is handed to the
+scan of every table that is not on the NULL-extended side of a LEFT join
+(the planner only narrows spans; the filter runs on every row anyway).
+Uncorrelated subqueries run first, once per statement (`run_subqueries`).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+from sqlglot import exp
+
+from crdb_py.sql import errors as E
+from crdb_py.sql import types as T
+from crdb_py.sql.expr import Compiler, Scope, ScopeCol, has_agg, output_name, sort_key_cmp, truthy
+from crdb_py.sql.planner import fetch, plan_scan, pretty_span
+from crdb_py.sql.runtime import ExecCtx, Relation, table_scope
+
+
+def _from(sel: exp.Expression) -> exp.From | None:
+    return sel.args.get("from_") or sel.args.get("from")
+
+
+async def run_subqueries(x: ExecCtx, nodes: list[exp.Expression | None]) -> None:
+    """Run the uncorrelated subqueries under `nodes` (not inside other subqueries)."""
+    def prune(n: exp.Expression) -> bool:
+        return isinstance(n, exp.Subquery | exp.Exists) or (
+            isinstance(n, exp.In) and n.args.get("query") is not None)
+
+    for root in nodes:
+        if root is None:
+            continue
+        for n in root.walk(prune=prune):
+            if isinstance(n, exp.In) and n.args.get("query") is not None:
+                q = n.args["query"]
+                rel = await run_query(x, q.this if isinstance(q, exp.Subquery) else q)
+                if len(rel.scope.cols) != 1:
+                    raise E.SQLError("subquery must return only one column", "42601")
+                x.ctx.subqueries[id(q)] = [r[0] for r in rel.rows]
+                await run_subqueries(x, [n.this])
+            elif isinstance(n, exp.Exists):
+                rel = await run_query(x, n.this)
+                x.ctx.subqueries[id(n)] = bool(rel.rows)
+            elif isinstance(n, exp.Subquery):
+                rel = await run_query(x, n.this)
+                if len(rel.scope.cols) != 1:
+                    raise E.SQLError("subquery must return only one column", "42601")
+                if len(rel.rows) > 1:
+                    raise E.cardinality("more than one row returned by a subquery used as an expression")
+                x.ctx.subqueries[id(n)] = rel.rows[0][0] if rel.rows else None
+
+
+async def run_query(x: ExecCtx, q: exp.Expression) -> Relation:
+    """Run a SELECT / UNION / VALUES query expression."""
+    with_ = q.args.get("with_") or q.args.get("with")
+    saved = dict(x.ctes)
+    try:
+        if with_ is not None:
+            for cte in with_.expressions:
+                x.ctes[cte.alias] = _rename(await run_query(x, cte.this), cte.alias, cte)
+        if isinstance(q, exp.Select):
+            return await _select(x, q)
+        if isinstance(q, exp.Union | exp.Except | exp.Intersect):
+            return await _setop(x, q)
+        if isinstance(q, exp.Subquery):
+            return await run_query(x, q.this)
+        if isinstance(q, exp.Values):
+            return await values_relation(x, q)
+        raise E.unsupported(f"query {q.sql('postgres')[:60]!r}")
+    finally:
+        x.ctes = saved
+
+
+def _rename(rel: Relation, alias: str, node: exp.Expression) -> Relation:
+    ta = node.args.get("alias")
+    names = [c.name for c in ta.columns] if isinstance(ta, exp.TableAlias) and ta.columns else []
+    cols = [ScopeCol(alias, names[i] if i < len(names) else c.name, c.type)
+            for i, c in enumerate(rel.scope.cols)]
+    return Relation(Scope(cols), rel.rows)
+
+
+async def values_relation(x: ExecCtx, v: exp.Values) -> Relation:
+    comp = Compiler(Scope([]), x.ctx)
+    rows = []
+    for tup in v.expressions:
+        items = tup.expressions if isinstance(tup, exp.Tuple) else [tup]
+        rows.append(tuple(comp(i)(()) for i in items))
+    n = len(rows[0]) if rows else 0
+    if any(len(r) != n for r in rows):
+        raise E.SQLError("VALUES lists must all be the same length", "42601")
+    return Relation(Scope([ScopeCol(None, f"column{i + 1}", T.T_UNKNOWN) for i in range(n)]), rows)
+
+
+async def _setop(x: ExecCtx, q: exp.Expression) -> Relation:
+    left = await run_query(x, q.this)
+    right = await run_query(x, q.expression)
+    if len(left.scope.cols) != len(right.scope.cols):
+        raise E.SQLError("each UNION query must have the same number of columns", "42601")
+    distinct = q.args.get("distinct", True) is not False
+    if isinstance(q, exp.Union):
+        rows = left.rows + right.rows
+    elif isinstance(q, exp.Except):
+        rs = set(right.rows)
+        rows = [r for r in left.rows if r not in rs]
+    else:
+        rs = set(right.rows)
+        rows = [r for r in left.rows if r in rs]
+    if distinct:
+        rows = list(dict.fromkeys(rows))
+    rel = Relation(left.scope, rows)
+    order = q.args.get("order")
+    if order is not None:
+        comp = Compiler(rel.scope, x.ctx)
+        keys = []
+        for o in order.expressions:
+            e = o.this
+            if isinstance(e, exp.Literal) and not e.is_string:
+                i = int(e.this) - 1
+                keys.append((lambda r, i=i: r[i], bool(o.args.get("desc"))))
+            else:
+                keys.append((comp(e), bool(o.args.get("desc"))))
+        rel.rows = _sorted([(tuple(f(r) for f, _ in keys), r) for r in rel.rows],
+                           [d for _, d in keys])
+    rel.rows = await _limit(x, q, rel.rows)
+    return rel
+
+
+async def _limit(x: ExecCtx, q: exp.Expression, rows: list[Any]) -> list[Any]:
+    comp = Compiler(Scope([]), x.ctx)
+    off = q.args.get("offset")
+    lim = q.args.get("limit")
+    if off is not None:
+        n = comp(off.expression)(())
+        rows = rows[int(n):]
+    if lim is not None:
+        n = comp(lim.expression)(())
+        if n is not None:
+            if int(n) < 0:
+                raise E.SQLError("negative LIMIT", "2201W")
+            rows = rows[: int(n)]
+    return rows
+
+
+def _sorted(keyed: list[tuple[tuple[Any, ...], Any]], desc: list[bool]) -> list[Any]:
+    def cmp(a: tuple[tuple[Any, ...], Any], b: tuple[tuple[Any, ...], Any]) -> int:
+        for ka, kb, d in zip(a[0], b[0], desc):
+            c = sort_key_cmp(ka, kb)
+            if c:
+                return -c if d else c
+        return 0
+    return [r for _, r in sorted(keyed, key=functools.cmp_to_key(cmp))]
+
+
+async def scan_table(x: ExecCtx, t: exp.Table, where: exp.Expression | None) -> Relation:
+    alias = t.alias_or_name
+    if t.name in x.ctes and not (t.args.get("db")):
+        rel = x.ctes[t.name]
+        return Relation(Scope([ScopeCol(alias, c.name, c.type) for c in rel.scope.cols]), rel.rows)
+    desc = await x.resolve_table(t)
+    plan = plan_scan(desc, alias, where, x.ctx)
+    if x.explain is not None:
+        kind = "point lookup" if plan.point else ("full scan" if plan.full else "scan")
+        x.explain.append(f"{kind} {desc.name}@{plan.index.name}")
+        for sp in plan.spans[:10]:
+            x.explain.append(f"  span: {pretty_span(desc, plan.index, sp)}")
+        if len(plan.spans) > 10:
+            x.explain.append(f"  ... {len(plan.spans) - 10} more spans")
+    return Relation(table_scope(desc, alias), await fetch(x.buf, plan))
+
+
+async def _source(x: ExecCtx, node: exp.Expression, where: exp.Expression | None) -> Relation:
+    if isinstance(node, exp.Table):
+        return await scan_table(x, node, where)
+    if isinstance(node, exp.Subquery):
+        alias = node.alias_or_name
+        if not alias:
+            raise E.SQLError("subquery in FROM must have an alias", "42601")
+        return _rename(await run_query(x, node.this), alias, node)
+    if isinstance(node, exp.Values):
+        rel = await values_relation(x, node)
+        alias = node.alias_or_name or "values"
+        return _rename(rel, alias, node)
+    raise E.unsupported(f"FROM {node.sql('postgres')[:60]!r}")
+
+
+def _equi_keys(on: exp.Expression | None, ls: Scope, rs: Scope) -> tuple[list[int], list[int]]:
+    from crdb_py.sql.planner import conjuncts
+
+    lk: list[int] = []
+    rk: list[int] = []
+    for c in conjuncts(on):
+        if isinstance(c, exp.EQ) and isinstance(c.this, exp.Column) and \
+                isinstance(c.expression, exp.Column):
+            for a, b in ((c.this, c.expression), (c.expression, c.this)):
+                try:
+                    i = ls.resolve(a.table or None, a.name)
+                    j = rs.resolve(b.table or None, b.name)
+                except E.SQLError:
+                    continue
+                lk.append(i)
+                rk.append(j)
+                break
+    return lk, rk
+
+
+async def _join(x: ExecCtx, left: Relation, j: exp.Join, where: exp.Expression | None) -> Relation:
+    side = (j.side or "").upper()
+    kind = (j.kind or "").upper()
+    if side in ("RIGHT", "FULL"):
+        raise E.unsupported(f"{side} JOIN")
+    outer = side == "LEFT"
+    right = await _source(x, j.this, None if outer else where)
+    scope = left.scope + right.scope
+    on = j.args.get("on")
+    if j.args.get("using"):
+        raise E.unsupported("JOIN ... USING")
+    cond = Compiler(scope, x.ctx)(on) if on is not None else None
+    pad = (None,) * len(right.scope.cols)
+    rows: list[tuple[Any, ...]] = []
+    lk, rk = _equi_keys(on, left.scope, right.scope) if on is not None else ([], [])
+    if kind == "CROSS" or on is None:
+        lk = rk = []
+    if lk:
+        table: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
+        for r in right.rows:
+            key = tuple(r[i] for i in rk)
+            if None not in key:
+                table.setdefault(_hkey(key), []).append(r)
+        for lrow in left.rows:
+            key = tuple(lrow[i] for i in lk)
+            matched = False
+            for r in table.get(_hkey(key), ()) if None not in key else ():
+                row = lrow + r
+                if cond is None or truthy(cond(row)):
+                    rows.append(row)
+                    matched = True
+            if outer and not matched:
+                rows.append(lrow + pad)
+        return Relation(scope, rows)
+    for lrow in left.rows:
+        matched = False
+        for r in right.rows:
+            row = lrow + r
+            if cond is None or truthy(cond(row)):
+                rows.append(row)
+                matched = True
+        if outer and not matched:
+            rows.append(lrow + pad)
+    return Relation(scope, rows)
+
+
+def _hkey(key: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Hash key for joins/grouping: Python already hashes 1, 1.0 and Decimal(1) alike."""
+    return key
+
+
+def _expand(projs: list[exp.Expression], scope: Scope) -> list[exp.Expression]:
+    out: list[exp.Expression] = []
+    for p in projs:
+        if isinstance(p, exp.Star):
+            out += [exp.column(c.name, c.table) for c in scope.cols if not c.hidden]
+        elif isinstance(p, exp.Column) and isinstance(p.this, exp.Star):
+            tbl = p.table
+            cols = [c for c in scope.cols if c.table == tbl and not c.hidden]
+            if not cols:
+                raise E.SQLError(f'no data source matches pattern: {tbl}.*', "42P01")
+            out += [exp.column(c.name, c.table) for c in cols]
+        else:
+            out.append(p)
+    return out
+
+
+async def _select(x: ExecCtx, sel: exp.Select) -> Relation:
+    where_node = sel.args.get("where")
+    where = where_node.this if where_node is not None else None
+    having = sel.args.get("having")
+    group = sel.args.get("group")
+    order = sel.args.get("order")
+    await run_subqueries(x, [*sel.expressions, where, having.this if having else None,
+                             order, *[j.args.get("on") for j in sel.args.get("joins") or []]])
+    frm = _from(sel)
+    if frm is None:
+        rel = Relation(Scope([]), [()])
+    else:
+        rel = await _source(x, frm.this, where)
+        for j in sel.args.get("joins") or []:
+            rel = await _join(x, rel, j, where)
+    if where is not None:
+        f = Compiler(rel.scope, x.ctx)(where)
+        rel = Relation(rel.scope, [r for r in rel.rows if truthy(f(r))])
+    projs = _expand(list(sel.expressions), rel.scope)
+    aggregating = group is not None or any(has_agg(p) for p in projs) or (
+        having is not None)
+    comp = Compiler(rel.scope, x.ctx, agg=aggregating)
+    items: list[Any]  # per output row: the input row, or (rep, rows) group
+    if aggregating:
+        gfns = [Compiler(rel.scope, x.ctx)(g) for g in (group.expressions if group else [])]
+        groups: dict[tuple[Any, ...], tuple[Any, list[Any]]] = {}
+        for r in rel.rows:
+            key = _hkey(tuple(g(r) for g in gfns))
+            groups.setdefault(key, (r, []))[1].append(r)
+        items = list(groups.values())
+        if not gfns and not items:
+            items = [(None, [])]
+        if having is not None:
+            hf = comp(having.this)
+            items = [g for g in items if truthy(hf(g))]
+    else:
+        items = rel.rows
+    pfns = [comp(p.this if isinstance(p, exp.Alias) else p) for p in projs]
+    names = [output_name(p) for p in projs]
+    out = [tuple(f(it) for f in pfns) for it in items]
+    if order is not None:
+        keys = []
+        for o in order.expressions:
+            e = o.this
+            if isinstance(e, exp.Literal) and not e.is_string:
+                i = int(e.this) - 1
+                if not 0 <= i < len(names):
+                    raise E.SQLError(f"ORDER BY position {i + 1} is not in select list", "42P10")
+                keys.append(("out", i))
+            elif isinstance(e, exp.Column) and not e.table and e.name in names and \
+                    (names.count(e.name) == 1):
+                keys.append(("out", names.index(e.name)))
+            else:
+                keys.append(("in", comp(e)))
+        keyed = []
+        for it, o_row in zip(items, out):
+            keyed.append((tuple(o_row[k] if kind == "out" else k(it) for kind, k in keys), o_row))
+        out = _sorted(keyed, [bool(o.args.get("desc")) for o in order.expressions])
+    if sel.args.get("distinct") is not None:
+        seen: dict[tuple[Any, ...], None] = {}
+        uniq = []
+        for r in out:
+            k = _hkey(r)
+            if k not in seen:
+                seen[k] = None
+                uniq.append(r)
+        out = uniq
+    out = await _limit(x, sel, out)
+    types = [_out_type(p, rel.scope, out, i) for i, p in enumerate(projs)]
+    return Relation(Scope([ScopeCol(None, n, t) for n, t in zip(names, types)]), out)
+
+
+def _out_type(p: exp.Expression, scope: Scope, rows: list[Any], i: int) -> T.SQLType:
+    e = p.this if isinstance(p, exp.Alias) else p
+    if isinstance(e, exp.Column):
+        try:
+            return scope.cols[scope.resolve(e.table or None, e.name)].type
+        except E.SQLError:
+            pass
+    if isinstance(e, exp.Cast):
+        return T.from_datatype(e.to)
+    if isinstance(e, exp.Count):
+        return T.T_INT
+    for r in rows:
+        if r[i] is not None:
+            return T.type_of(r[i])
+    return T.T_UNKNOWN

@@ -1,0 +1,140 @@
+"""The KV seam of the SQL layer, and the per-transaction write buffer.
+
+`KVTxn` mirrors the async method names of `crdb_py.kvclient.txn.Txn` (so a
+real `Txn` satisfies it) and `KVStore` is what opens transactions (a
+`crdb_py.kvclient.db.DB`). Tests run against an in-memory fake
+(tests/sql/fake_kv.py).
+
+Write buffering. SQL never sends a write to KV before COMMIT: every put and
+delete of a transaction goes into a `WriteBuffer`, a sorted overlay that
+reads consult first (read-your-writes), and COMMIT sends the whole buffer
+with the EndTxn in one batch (`commit_in_batch`), so a transaction costs one
+round of consensus when parallel commits are on. The buffer makes two
+things cheap and exact:
+
+* statement atomicity: each statement runs under an implicit savepoint (a
+  copy of the buffer's undo position); a failed statement is undone by
+  rolling the buffer back, and no partial write ever reached KV;
+* SAVEPOINT / ROLLBACK TO: the same mechanism, named.
+
+Conflicts are still found: reads go to KV at the txn's read timestamp and
+the coordinator refreshes them when the commit timestamp moves, so a write
+by another txn into anything this txn read aborts it with 40001.
+Rejected: sending writes eagerly and relying on KV savepoints (ignored
+sequence numbers) — the KV Txn does not expose them yet. Cost: a large
+transaction holds its writes in memory until COMMIT.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from sortedcontainers import SortedDict
+
+Row = tuple[bytes, bytes]
+
+
+class KVBatch(Protocol):
+    def put(self, key: bytes, value: bytes) -> Any: ...
+    def delete(self, key: bytes) -> Any: ...
+
+
+class KVTxn(Protocol):
+    """The subset of `kvclient.txn.Txn` the SQL layer uses."""
+
+    async def get(self, key: bytes) -> bytes | None: ...
+    async def scan(self, start: bytes, end: bytes, *, max_rows: int = 0) -> list[Row]: ...
+    async def reverse_scan(self, start: bytes, end: bytes, *, max_rows: int = 0) -> list[Row]: ...
+    async def put(self, key: bytes, value: bytes) -> None: ...
+    async def inc(self, key: bytes, delta: int = 1) -> int: ...
+    def new_batch(self) -> Any: ...
+    async def commit_in_batch(self, b: Any) -> Any: ...
+    async def commit(self) -> None: ...
+    async def rollback(self) -> None: ...
+
+
+class KVStore(Protocol):
+    """Opens transactions (a `kvclient.db.DB`)."""
+
+    def txn(self, name: str = "") -> Any: ...
+
+
+_TOMB = None
+
+
+class WriteBuffer:
+    """The buffered writes of one SQL transaction over its `KVTxn`."""
+
+    def __init__(self, txn: KVTxn) -> None:
+        self.txn = txn
+        self.writes: SortedDict = SortedDict()  # key -> value | None (delete)
+        self._undo: list[tuple[bytes, Any, bool]] = []  # (key, old, had_old)
+        self.kv_reads = 0
+
+    # -- savepoints -------------------------------------------------------------------
+    def savepoint(self) -> int:
+        return len(self._undo)
+
+    def rollback_to(self, sp: int) -> None:
+        while len(self._undo) > sp:
+            key, old, had = self._undo.pop()
+            if had:
+                self.writes[key] = old
+            else:
+                del self.writes[key]
+
+    # -- writes -------------------------------------------------------------------------
+    def _set(self, key: bytes, value: bytes | None) -> None:
+        had = key in self.writes
+        self._undo.append((key, self.writes.get(key), had))
+        self.writes[key] = value
+
+    def put(self, key: bytes, value: bytes) -> None:
+        self._set(key, value)
+
+    def delete(self, key: bytes) -> None:
+        self._set(key, _TOMB)
+
+    # -- reads --------------------------------------------------------------------------
+    async def get(self, key: bytes) -> bytes | None:
+        if key in self.writes:
+            return self.writes[key]
+        self.kv_reads += 1
+        return await self.txn.get(key)
+
+    async def scan(self, start: bytes, end: bytes, *, reverse: bool = False) -> list[Row]:
+        """Rows in [start, end) merged with the buffer (ascending unless `reverse`)."""
+        self.kv_reads += 1
+        rows = await self.txn.scan(start, end)
+        overlay = list(self.writes.irange(start, end, inclusive=(True, False)))
+        if overlay:
+            merged = dict(rows)
+            for k in overlay:
+                v = self.writes[k]
+                if v is None:
+                    merged.pop(k, None)
+                else:
+                    merged[k] = v
+            rows = sorted(merged.items())
+        return rows[::-1] if reverse else rows
+
+    async def inc(self, key: bytes, delta: int = 1) -> int:
+        """Increments go straight to KV (id allocation; gaps are fine)."""
+        return await self.txn.inc(key, delta)
+
+    # -- commit -------------------------------------------------------------------------
+    def pending(self) -> Iterable[tuple[bytes, bytes | None]]:
+        return self.writes.items()
+
+    async def commit(self) -> None:
+        if not self.writes:
+            await self.txn.commit()
+            return
+        b = self.txn.new_batch()
+        for k, v in self.writes.items():
+            if v is None:
+                b.delete(k)
+            else:
+                b.put(k, v)
+        await self.txn.commit_in_batch(b)

@@ -1,0 +1,172 @@
+"""Front end: SQL text -> `Statement` (sqlglot AST or a control statement).
+
+Parsing with sqlglot costs far more than executing a point write, so
+parsed statements are cached by their exact text in an LRU (`StatementCache`);
+an AST is never mutated after it is cached. Statements sqlglot does not know
+(CockroachDB's UPSERT, `DROP INDEX t@i`, transaction control, USE, SHOW,
+EXPLAIN) are recognised here by their leading keywords.
+
+Placeholders: both `%s` (the module's PEP 249 paramstyle, "format") and
+`$n` are accepted; every `%s` is renumbered to `$1, $2, ...` in text order
+when the statement is parsed, so the executor sees only `$n`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+
+from crdb_py.sql import errors as E
+
+
+@dataclass(frozen=True, slots=True)
+class Statement:
+    kind: str  # "query" | "insert" | "upsert" | "update" | "delete" | "ddl" | "txn" | "use" | "show" | "explain" | "set"
+    ast: Any = None
+    arg: Any = None  # control statements: their operand(s)
+    text: str = ""
+
+
+_TXN = [
+    (re.compile(r"^(BEGIN|START\s+TRANSACTION)\b(.*)$", re.I | re.S), "begin"),
+    (re.compile(r"^(COMMIT|END)(\s+TRANSACTION|\s+WORK)?$", re.I), "commit"),
+    (re.compile(r"^ROLLBACK\s+(?:WORK\s+|TRANSACTION\s+)?TO\s+(?:SAVEPOINT\s+)?(\w+)$", re.I), "rollback_to"),
+    (re.compile(r"^(ROLLBACK|ABORT)(\s+TRANSACTION|\s+WORK)?$", re.I), "rollback"),
+    (re.compile(r"^SAVEPOINT\s+(\w+)$", re.I), "savepoint"),
+    (re.compile(r"^RELEASE\s+(?:SAVEPOINT\s+)?(\w+)$", re.I), "release"),
+    (re.compile(r"^SET\s+TRANSACTION\b(.*)$", re.I | re.S), "set_txn"),
+]
+_USE = re.compile(r"^(?:USE\s+|SET\s+(?:DATABASE)\s*(?:=|TO)\s*)\"?(\w+)\"?$", re.I)
+_SHOW = re.compile(r"^SHOW\s+(.*)$", re.I | re.S)
+_EXPLAIN = re.compile(r"^EXPLAIN\s+(.*)$", re.I | re.S)
+_UPSERT = re.compile(r"^UPSERT\s+INTO\b", re.I)
+_DROP_INDEX_AT = re.compile(r"^DROP\s+INDEX\s+(IF\s+EXISTS\s+)?(\w+)@(\w+)(\s+CASCADE)?$", re.I)
+_SET = re.compile(r"^SET\s+(?:SESSION\s+)?(\w+)\s*(?:=|TO)\s*(.+)$", re.I | re.S)
+
+_KIND = {exp.Select: "query", exp.Union: "query", exp.Except: "query", exp.Intersect: "query",
+         exp.Insert: "insert", exp.Update: "update", exp.Delete: "delete",
+         exp.Create: "ddl", exp.Drop: "ddl", exp.TruncateTable: "ddl", exp.Alter: "ddl"}
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a script on top-level semicolons (outside quotes)."""
+    out, cur, q = [], [], ""
+    for ch in sql:
+        if q:
+            cur.append(ch)
+            if ch == q:
+                q = ""
+        elif ch in ("'", '"'):
+            q = ch
+            cur.append(ch)
+        elif ch == ";":
+            out.append("".join(cur).strip())
+            cur = []
+        else:
+            cur.append(ch)
+    out.append("".join(cur).strip())
+    return [s for s in out if s]
+
+
+def _number_placeholders(ast: exp.Expression) -> None:
+    i = 0
+    for node in list(ast.walk(bfs=False)):
+        if isinstance(node, exp.Placeholder) and node.this is None:
+            i += 1
+            node.replace(exp.Parameter(this=exp.Literal.number(i)))
+
+
+def parse_sql(sql: str) -> exp.Expression:
+    try:
+        asts = sqlglot.parse(sql, dialect="postgres")
+    except (ParseError, TokenError) as ex:
+        raise E.syntax(f"at or near: {str(ex).splitlines()[0][:200]}") from ex
+    if len(asts) != 1 or asts[0] is None:
+        raise E.syntax("expected exactly one statement")
+    ast = asts[0]
+    if isinstance(ast, exp.Command):
+        raise E.unsupported(f"statement {sql.split()[0].upper()} {sql.split()[1:2]}")
+    _number_placeholders(ast)
+    return ast
+
+
+def parse_statement(sql: str) -> Statement:
+    text = sql.strip().rstrip(";").strip()
+    if not text:
+        return Statement("empty", text=text)
+    for rx, kind in _TXN:
+        m = rx.match(text)
+        if m:
+            operand = m.group(m.lastindex) if m.lastindex and kind not in ("commit", "rollback") else ""
+            return Statement("txn", arg=(kind, operand), text=text)
+    m = _USE.match(text)
+    if m:
+        return Statement("use", arg=m.group(1).lower(), text=text)
+    m = _EXPLAIN.match(text)
+    if m:
+        return Statement("explain", arg=parse_statement(m.group(1)), text=text)
+    m = _SHOW.match(text)
+    if m:
+        return Statement("show", arg=m.group(1).strip(), text=text)
+    m = _DROP_INDEX_AT.match(text)
+    if m:
+        return Statement("drop_index", arg=(m.group(2), m.group(3), bool(m.group(1))), text=text)
+    upsert = bool(_UPSERT.match(text))
+    if upsert:
+        text = "INSERT" + text[len("UPSERT"):]
+    m = _SET.match(text)
+    if m and not upsert:
+        return Statement("set", arg=(m.group(1).lower(), m.group(2).strip()), text=text)
+    ast = parse_sql(text)
+    kind = _KIND.get(type(ast))
+    if kind is None:
+        raise E.unsupported(f"statement {type(ast).__name__}: {text[:60]}")
+    if upsert:
+        kind = "upsert"
+    return Statement(kind, ast=ast, text=text)
+
+
+class StatementCache:
+    """LRU of parsed statements keyed by their text."""
+
+    def __init__(self, capacity: int = 512) -> None:
+        self.capacity = capacity
+        self._d: OrderedDict[str, Statement] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def get(self, sql: str) -> Statement:
+        st = self._d.get(sql)
+        if st is not None:
+            self._d.move_to_end(sql)
+            self.hits += 1
+            return st
+        self.misses += 1
+        st = parse_statement(sql)
+        self._d[sql] = st
+        if len(self._d) > self.capacity:
+            self._d.popitem(last=False)
+        return st
+
+
+_EXPR_CACHE: OrderedDict[str, exp.Expression] = OrderedDict()
+
+
+def parse_expr(text: str) -> exp.Expression:
+    """A scalar expression (DEFAULT / CHECK text), cached."""
+    e = _EXPR_CACHE.get(text)
+    if e is None:
+        try:
+            e = sqlglot.parse_one(f"SELECT {text}", dialect="postgres").expressions[0]
+        except (ParseError, TokenError) as ex:
+            raise E.syntax(f"invalid expression {text!r}: {ex}") from ex
+        _EXPR_CACHE[text] = e
+        if len(_EXPR_CACHE) > 1024:
+            _EXPR_CACHE.popitem(last=False)
+    return e

@@ -1,0 +1,66 @@
+"""What every executor gets: the statement's transaction view and context."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlglot import exp
+
+from crdb_py.sql import errors as E
+from crdb_py.sql import types as T
+from crdb_py.sql.catalog import Catalog, TableDesc
+from crdb_py.sql.expr import Ctx, Scope, ScopeCol
+from crdb_py.sql.kv import WriteBuffer
+
+
+@dataclass(slots=True)
+class Relation:
+    """An intermediate result: columns (with table aliases) and rows."""
+
+    scope: Scope
+    rows: list[tuple[Any, ...]]
+
+
+@dataclass(slots=True)
+class Result:
+    """A statement's outcome, as the session returns it."""
+
+    columns: list[tuple[str, T.SQLType]] = field(default_factory=list)
+    rows: list[tuple[Any, ...]] = field(default_factory=list)
+    rowcount: int = -1
+    tag: str = ""
+
+
+@dataclass(slots=True)
+class ExecCtx:
+    buf: WriteBuffer
+    catalog: Catalog
+    db_id: int
+    db_name: str
+    ctx: Ctx
+    ctes: dict[str, Relation] = field(default_factory=dict)
+    explain: list[str] | None = None  # collects plan lines under EXPLAIN
+    on_schema_change: Callable[[], None] = lambda: None
+
+    async def resolve_table(self, t: exp.Table) -> TableDesc:
+        db_id = await self.db_for(t)
+        return await self.catalog.must_table(db_id, t.name)
+
+    async def db_for(self, t: exp.Table) -> int:
+        """The database a (possibly qualified) table name lives in."""
+        qual = t.args.get("catalog") or t.args.get("db")
+        name = qual.name if qual is not None else ""
+        if t.args.get("catalog") is not None:
+            name = t.args["catalog"].name
+        if not name or name == "public":
+            return self.db_id
+        db_id = await self.catalog.database_id(name)
+        if db_id is None:
+            raise E.undefined_database(name)
+        return db_id
+
+
+def table_scope(desc: TableDesc, alias: str) -> Scope:
+    return Scope([ScopeCol(alias, c.name, c.type, c.hidden) for c in desc.columns])

@@ -1,0 +1,381 @@
+"""A SQL session: statement cache, current database, and the transaction
+state machine.
+
+States (after PostgreSQL / CockroachDB's connExecutor)::
+
+    NoTxn --BEGIN--> Open --COMMIT/ROLLBACK--> NoTxn
+                      |  ^
+        stmt error    v  | ROLLBACK TO SAVEPOINT s
+                    Aborted --ROLLBACK--> NoTxn     (COMMIT in Aborted = ROLLBACK)
+    Open --RELEASE SAVEPOINT cockroach_restart--> CommitWait --COMMIT--> NoTxn
+
+* Outside BEGIN every statement is an *implicit* transaction: it runs and
+  commits on its own and is retried automatically (fresh txn) on a
+  retryable (40001) error, up to `max_retries` times.
+* Inside BEGIN the client retries: a retryable error moves to Aborted and
+  surfaces as SQLSTATE 40001 ("restart transaction"); the client runs
+  ROLLBACK (and retries the whole txn), or, if it declared
+  `SAVEPOINT cockroach_restart` first, `ROLLBACK TO SAVEPOINT
+  cockroach_restart`, which restarts the transaction in place.
+* Statement atomicity: every statement runs under an implicit savepoint of
+  the write buffer (crdb_py/sql/kv.py); a failed statement is rolled back
+  to it, so it leaves no partial writes, and the txn moves to Aborted
+  (commands are refused with 25P02 until ROLLBACK / ROLLBACK TO).
+* SAVEPOINT / RELEASE / ROLLBACK TO are savepoints of the write buffer. A
+  retryable error cannot be undone by rolling back to a savepoint taken
+  after the txn's first read (those reads are stale): only a savepoint at
+  the very start of the txn (cockroach_restart style) restarts it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import itertools
+import threading
+import time
+from typing import Any
+
+from crdb_py.sql import errors as E
+from crdb_py.sql.catalog import DEFAULT_DB, Catalog
+from crdb_py.sql.exec_ddl import drop_index, run_ddl
+from crdb_py.sql.exec_dml import run_delete, run_insert, run_update
+from crdb_py.sql.exec_select import run_query
+from crdb_py.sql.expr import Ctx
+from crdb_py.sql.kv import KVStore, WriteBuffer
+from crdb_py.sql.parse import Statement, StatementCache
+from crdb_py.sql.runtime import ExecCtx, Result
+from crdb_py.sql.show import run_show
+from crdb_py.sql.types import T_STRING, UTC
+from crdb_py.util.errors import CrdbError
+
+RESTART_SAVEPOINT = "cockroach_restart"
+
+
+class TxnState(enum.Enum):
+    NO_TXN = "NoTxn"
+    OPEN = "Open"
+    ABORTED = "Aborted"
+    COMMIT_WAIT = "CommitWait"
+
+
+_rowid_lock = threading.Lock()
+_rowid_last = 0
+
+
+def unique_rowid() -> int:
+    """A unique, roughly time-ordered INT8 (CockroachDB's unique_rowid shape)."""
+    global _rowid_last
+    with _rowid_lock:
+        _rowid_last = max(_rowid_last + 1, int(time.time() * 1e5) << 12)
+        return _rowid_last
+
+
+_session_ids = itertools.count(1)
+_SHARED_CACHE = StatementCache()
+
+
+class Session:
+    def __init__(self, store: KVStore, *, database: str = DEFAULT_DB,
+                 cache: StatementCache | None = None, max_retries: int = 30) -> None:
+        self.store = store
+        self.database = database
+        self.cache = cache or _SHARED_CACHE
+        self.max_retries = max_retries
+        self.state = TxnState.NO_TXN
+        self.id = next(_session_ids)
+        self.vars: dict[str, str] = {}
+        self.retries = 0  # implicit-txn retries taken (for tests and EXPLAIN ANALYZE)
+        self._txn: Any = None
+        self._buf: WriteBuffer | None = None
+        self._savepoints: list[tuple[str, int]] = []
+        self._retry_error: CrdbError | None = None
+        self._now = dt.datetime.now(UTC)
+        self._bootstrapped = False
+
+    # -- entry point ----------------------------------------------------------------------
+    async def execute(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> Result:
+        stmt = self.cache.get(sql)
+        params = list(params)
+        if not self._bootstrapped:
+            await self._bootstrap()
+        if stmt.kind == "empty":
+            return Result(tag="")
+        if stmt.kind == "txn":
+            return await self._control(*stmt.arg)
+        if self.state == TxnState.ABORTED:
+            raise E.in_failed_txn()
+        if self.state == TxnState.COMMIT_WAIT:
+            raise E.SQLError("current transaction is committed, commands ignored until end "
+                             "of transaction block", "25000")
+        if self.state == TxnState.OPEN:
+            return await self._in_explicit(stmt, params)
+        return await self._implicit(stmt, params)
+
+    async def close(self) -> None:
+        if self._txn is not None:
+            await self._safe_rollback()
+        self.state = TxnState.NO_TXN
+
+    @property
+    def txn_status(self) -> str:
+        return self.state.value
+
+    # -- implicit transactions -------------------------------------------------------------
+    async def _implicit(self, stmt: Statement, params: list[Any]) -> Result:
+        attempt = 0
+        while True:
+            txn = self.store.txn(f"sql-{self.id}")
+            buf = WriteBuffer(txn)
+            self._now = dt.datetime.now(UTC)
+            try:
+                res = await self._run(stmt, params, buf)
+                if stmt.kind == "explain":
+                    await txn.rollback()
+                else:
+                    await buf.commit()
+                return res
+            except CrdbError as e:
+                await _quiet_rollback(txn)
+                if type(e).retryable and attempt < self.max_retries:
+                    attempt += 1
+                    self.retries += 1
+                    continue
+                raise
+            except BaseException:
+                await _quiet_rollback(txn)
+                raise
+
+    # -- explicit transactions --------------------------------------------------------------
+    async def _in_explicit(self, stmt: Statement, params: list[Any]) -> Result:
+        buf = self._buf
+        assert buf is not None
+        sp = buf.savepoint()
+        try:
+            res = await self._run(stmt, params, buf)
+            if stmt.kind == "explain":
+                buf.rollback_to(sp)
+            return res
+        except BaseException as e:
+            buf.rollback_to(sp)
+            self.state = TxnState.ABORTED
+            if isinstance(e, CrdbError) and type(e).retryable:
+                self._retry_error = e
+            raise
+
+    def _begin(self) -> None:
+        self._txn = self.store.txn(f"sql-{self.id}")
+        self._buf = WriteBuffer(self._txn)
+        self._savepoints = []
+        self._retry_error = None
+        self._now = dt.datetime.now(UTC)
+
+    async def _control(self, kind: str, arg: str) -> Result:
+        st = self.state
+        if kind == "begin":
+            if st != TxnState.NO_TXN:
+                raise E.SQLError("there is already a transaction in progress", "25001")
+            self._begin()
+            self.state = TxnState.OPEN
+            return Result(tag="BEGIN")
+        if kind == "set_txn":
+            if st == TxnState.NO_TXN:
+                raise E.SQLError("there is no transaction in progress", "25P01")
+            return Result(tag="SET TRANSACTION")  # SERIALIZABLE is the only level
+        if kind == "commit":
+            if st == TxnState.NO_TXN:
+                return Result(tag="COMMIT")  # PostgreSQL warns and does nothing
+            if st == TxnState.ABORTED:
+                await self._safe_rollback()
+                return Result(tag="ROLLBACK")
+            if st == TxnState.COMMIT_WAIT:
+                self._finish()
+                return Result(tag="COMMIT")
+            try:
+                assert self._buf is not None
+                await self._buf.commit()
+            except BaseException:
+                await self._safe_rollback()
+                raise
+            self._finish()
+            return Result(tag="COMMIT")
+        if kind == "rollback":
+            if st != TxnState.NO_TXN:
+                await self._safe_rollback()
+            return Result(tag="ROLLBACK")
+        if st == TxnState.NO_TXN:
+            raise E.SQLError(f"there is no transaction in progress ({kind.upper()})", "25P01")
+        if kind == "savepoint":
+            if st == TxnState.ABORTED:
+                raise E.in_failed_txn()
+            assert self._buf is not None
+            self._savepoints.append((arg.lower(), self._buf.savepoint()))
+            return Result(tag="SAVEPOINT")
+        i = self._find_savepoint(arg.lower())
+        if kind == "release":
+            if st == TxnState.ABORTED:
+                raise E.in_failed_txn()
+            del self._savepoints[i:]
+            if arg.lower() == RESTART_SAVEPOINT:  # CockroachDB: RELEASE commits
+                try:
+                    assert self._buf is not None
+                    await self._buf.commit()
+                except BaseException as e:
+                    self.state = TxnState.ABORTED
+                    if isinstance(e, CrdbError) and type(e).retryable:
+                        self._retry_error = e
+                    raise
+                self.state = TxnState.COMMIT_WAIT
+            return Result(tag="RELEASE")
+        # rollback_to
+        name, sp = self._savepoints[i]
+        if self._retry_error is not None or st == TxnState.COMMIT_WAIT:
+            if sp != 0:
+                raise E.SQLError(
+                    "restart transaction: the transaction must be retried from its start "
+                    f"(savepoint {name} was taken after it read)", "40001")
+            await _quiet_rollback(self._txn)
+            self._begin()
+            self._savepoints = [(name, 0)]
+        else:
+            assert self._buf is not None
+            self._buf.rollback_to(sp)
+            del self._savepoints[i + 1:]
+        self.state = TxnState.OPEN
+        return Result(tag="ROLLBACK")
+
+    def _find_savepoint(self, name: str) -> int:
+        for i in range(len(self._savepoints) - 1, -1, -1):
+            if self._savepoints[i][0] == name:
+                return i
+        raise E.SQLError(f'savepoint "{name}" does not exist', "3B001")
+
+    def _finish(self) -> None:
+        self._txn = self._buf = None
+        self._savepoints = []
+        self._retry_error = None
+        self.state = TxnState.NO_TXN
+
+    async def _safe_rollback(self) -> None:
+        await _quiet_rollback(self._txn)
+        self._finish()
+
+    # -- one statement ----------------------------------------------------------------------
+    async def _bootstrap(self) -> None:
+        """Create `defaultdb` the first time any session needs it."""
+        async def ensure(buf: WriteBuffer) -> None:
+            cat = Catalog(buf)
+            if await cat.database_id(DEFAULT_DB) is None:
+                await cat.create_database(DEFAULT_DB)
+        for attempt in range(self.max_retries + 1):
+            txn = self.store.txn("sql-bootstrap")
+            buf = WriteBuffer(txn)
+            try:
+                await ensure(buf)
+                await buf.commit()
+                break
+            except CrdbError as e:
+                await _quiet_rollback(txn)
+                if not type(e).retryable or attempt == self.max_retries:
+                    raise
+        self._bootstrapped = True
+
+    async def _run(self, stmt: Statement, params: list[Any], buf: WriteBuffer,
+                   explain: list[str] | None = None) -> Result:
+        catalog = Catalog(buf)
+        db_id = await catalog.database_id(self.database)
+        if db_id is None and stmt.kind not in ("use", "ddl", "show", "set"):
+            raise E.undefined_database(self.database)
+        ctx = Ctx(params=params, now=self._now, unique_rowid=unique_rowid)
+        x = ExecCtx(buf, catalog, db_id or 0, self.database, ctx, explain=explain)
+        try:
+            return await self._dispatch(stmt, x)
+        except CrdbError:
+            raise
+        except (TypeError, ValueError, ArithmeticError, OverflowError) as ex:
+            raise E.SQLError(f"{type(ex).__name__}: {ex}", "22000") from ex
+
+    async def _dispatch(self, stmt: Statement, x: ExecCtx) -> Result:
+        k = stmt.kind
+        if k == "query":
+            rel = await run_query(x, stmt.ast)
+            return Result([(c.name, c.type) for c in rel.scope.cols], rel.rows,
+                          len(rel.rows), f"SELECT {len(rel.rows)}")
+        if k in ("insert", "upsert"):
+            r = await run_insert(x, stmt.ast, upsert=k == "upsert")
+            r.tag = f"INSERT 0 {r.rowcount}"
+            return r
+        if k == "update":
+            r = await run_update(x, stmt.ast)
+            r.tag = f"UPDATE {r.rowcount}"
+            return r
+        if k == "delete":
+            r = await run_delete(x, stmt.ast)
+            r.tag = f"DELETE {r.rowcount}"
+            return r
+        if k == "ddl":
+            if x.db_id == 0 and not _is_db_ddl(stmt):
+                raise E.undefined_database(self.database)
+            return await run_ddl(x, stmt.ast)
+        if k == "drop_index":
+            table, name, if_exists = stmt.arg
+            return await drop_index(x, table, name, if_exists)
+        if k == "use":
+            if await x.catalog.database_id(stmt.arg) is None:
+                raise E.undefined_database(stmt.arg)
+            self.database = stmt.arg
+            return Result(tag="SET")
+        if k == "set":
+            name, val = stmt.arg
+            self.vars[name] = val.strip("'\"")
+            return Result(tag="SET")
+        if k == "show":
+            return await run_show(x, stmt.arg, self.txn_status)
+        if k == "explain":
+            inner: Statement = stmt.arg
+            if inner.kind not in ("query", "insert", "upsert", "update", "delete"):
+                raise E.unsupported(f"EXPLAIN {inner.kind}")
+            lines: list[str] = []
+            x.explain = lines
+            sp = x.buf.savepoint()
+            await self._dispatch(inner, x)
+            writes = _writes_since(x.buf, sp)
+            x.buf.rollback_to(sp)
+            head = [f"statement: {inner.kind}"]
+            for key, is_del in writes[:20]:
+                head_line = f"{'del' if is_del else 'put'} {_pretty(key)}"
+                lines.append(head_line)
+            if len(writes) > 20:
+                lines.append(f"... {len(writes) - 20} more writes")
+            return Result([("info", T_STRING)], [(ln,) for ln in head + lines], len(lines) + 1)
+        raise E.unsupported(f"statement kind {k}")
+
+
+def _writes_since(buf: WriteBuffer, sp: int) -> list[tuple[bytes, bool]]:
+    seen: dict[bytes, bool] = {}
+    for key, _, _ in buf._undo[sp:]:
+        seen[key] = buf.writes.get(key) is None
+    return list(seen.items())
+
+
+def _pretty(key: bytes) -> str:
+    from crdb_py.sql.rowenc import USER_KEY_MIN
+
+    if key.startswith(USER_KEY_MIN) and len(key) >= 9:
+        t = int.from_bytes(key[1:5], "big")
+        i = int.from_bytes(key[5:9], "big")
+        return f"/Table/{t}/{i}/{key[9:].hex()}"
+    return repr(key)
+
+
+def _is_db_ddl(stmt: Statement) -> bool:
+    return str(stmt.ast.args.get("kind", "")).upper() in ("DATABASE", "SCHEMA")
+
+
+async def _quiet_rollback(txn: Any) -> None:
+    if txn is None:
+        return
+    try:
+        await txn.rollback()
+    except Exception:  # best effort: the txn is abandoned either way
+        pass
