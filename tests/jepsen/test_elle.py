@@ -189,6 +189,19 @@ def test_stale_read_is_serializable_but_not_strict() -> None:
     assert res.anomaly_types == {"G-single-realtime"}, res.explain()
 
 
+def test_an_observed_ambiguous_txn_takes_part_in_cycles() -> None:
+    h = serial(
+        ("info", [a("x", 1), a("y", 1)]),       # outcome unknown, but later seen
+        ("ok", [r("x", []), r("y", [1])]),
+        ("ok", [r("x", [1])]),
+        ("fail", [a("z", 1)]),                  # failed and unseen: no effect
+    )
+    res = elle.check(h)
+    assert res.anomaly_types == {"G-single"}, res.explain()
+    assert set(cycle_of(res, "G-single").txns) == {0, 1}
+    assert "T0 (process 0, info)" in res.anomalies["G-single"][0]
+
+
 def test_duplicate_appends_are_a_workload_error() -> None:
     with pytest.raises(ValueError, match="twice"):
         elle.check(serial(("ok", [a("x", 1)]), ("ok", [a("x", 1)])))
