@@ -485,6 +485,14 @@ class LocalCluster:
             *(self._admin_client().set_link_faults(n.address, table) for n in targets)
         )
 
+    def connect(self) -> Any:
+        """A PEP 249 connection to the cluster (SQL): milestone M8."""
+        raise NotImplementedError("SQL connections to a LocalCluster arrive with milestone M8")
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{sum(n.alive() for n in self._nodes)} running"
+        return f"LocalCluster({self.num_nodes} nodes, {state}, dir={self.dir})"
+
     # ---- KV client ------------------------------------------------------------------------
 
     def kv(self) -> SyncKV:
