@@ -513,7 +513,8 @@ def plot(rows: list[dict[str, Any]], path: str) -> bool:
         axes[1].bar(xs, [sub[c]["p50_ms"] if c in sub else 0 for c in clients], width, label=f"{s} p50")
         axes[1].scatter(xs, [sub[c]["p99_ms"] if c in sub else 0 for c in clients], marker="_", s=200,
                         color="black")  # fmt: skip
-    for ax, title in zip(axes, ("puts / s", "put latency ms (bar p50, tick p99)")):
+    axes[1].set_yscale("log")
+    for ax, title in zip(axes, ("puts / s", "put latency ms, log scale (bar p50, tick p99)")):
         ax.set_xticks([i + width * (len(systems) - 1) / 2 for i in range(len(clients))])
         ax.set_xticklabels([f"{c} clients" for c in clients])
         ax.set_title(title)
