@@ -397,11 +397,14 @@ async def abandoned(env: Env) -> dict[str, Any]:
         await t1.put(b"n-ab", b"y")
         await t1.heartbeat()
         last_hb = loop.time()  # the coordinator dies here
-        ru = api_pb2.RequestUnion()
-        ru.scan.header.key, ru.scan.header.end_key = b"a-ab", b"n-ac"
-        br = await asyncio.wait_for(env.sender(2).send(batch(None, ru)), 30)
+        scans = []
+        for start, end in ((b"a-ab", b"a-ac"), (b"n-ab", b"n-ac")):  # one batch, two ranges
+            ru = api_pb2.RequestUnion()
+            ru.scan.header.key, ru.scan.header.end_key = start, end
+            scans.append(ru)
+        br = await asyncio.wait_for(env.sender(2).send(batch(None, *scans)), 30)
         waited = loop.time() - last_hb
-        rows = [(kv.key, kv.value.raw_bytes) for kv in br.responses[0].scan.rows]
+        rows = [(kv.key, kv.value.raw_bytes) for r in br.responses for kv in r.scan.rows]
         assert rows == [], rows
         assert waited >= EXPIRY - 0.6, f"a live txn was aborted early ({waited:.1f}s)"
         assert await record_status(env, t1) == data_pb2.ABORTED
@@ -413,36 +416,37 @@ async def abandoned(env: Env) -> dict[str, Any]:
 # ---- 6. parallel commit + recovery ------------------------------------------------------------
 
 
-async def staging_recovery(env: Env, *, all_landed: bool) -> dict[str, Any]:
+async def staging_recovery(env: Env, *, all_landed: bool, tag: bytes = b"") -> dict[str, Any]:
     """A coordinator writes a-pc (proven), sends its last write n-pc and
     EndTxn(STAGING, in-flight n-pc) and dies. (a) n-pc landed: a conflicting
     writer's push finds the STAGING record, recovery finds every write →
     COMMITTED, both values visible. (b) n-pc never arrived: recovery's
     QueryIntent prevents it → ABORTED; the late write, sent afterwards, lands
-    above the staging timestamp."""
+    above the staging timestamp. `tag` suffixes the keys (to share a cluster)."""
+    a_pc, n_pc = b"a-pc" + tag, b"n-pc" + tag
     async with Scenario(env) as sc:
-        t = sc.begin(b"a-pc", gateway=1, name="staging")
-        await t.put(b"a-pc", b"va")
+        t = sc.begin(a_pc, gateway=1, name="staging")
+        await t.put(a_pc, b"va")
         t.in_flight.clear()  # a-pc is proven
-        last = t.put_req(b"n-pc", b"vn")
+        last = t.put_req(n_pc, b"vn")
         if all_landed:
             await t.send(last, async_consensus=True)
-        staged = await t.stage([(b"n-pc", last.put.header.sequence)])
+        staged = await t.stage([(n_pc, last.put.header.sequence)])
         assert staged.status == data_pb2.STAGING
         staging_ts = t.write_ts
         assert await record_status(env, t) == data_pb2.STAGING
         # the coordinator is dead; a conflicting writer meets one of its intents
-        victim = b"n-pc" if all_landed else b"a-pc"
+        victim = n_pc if all_landed else a_pc
         await asyncio.wait_for(put(env, victim, b"other", gateway=3), 30)
         status = await record_status(env, t)
         late_ts: Timestamp | None = None
         if all_landed:
             assert status == data_pb2.COMMITTED, status_name(status or 0)
-            assert await get(env, b"a-pc") == b"va"
-            assert await get(env, b"n-pc") == b"other"
+            assert await get(env, a_pc) == b"va"
+            assert await get(env, n_pc) == b"other"
         else:
             assert status == data_pb2.ABORTED, status_name(status or 0)
-            assert await get(env, b"a-pc") == b"other"
+            assert await get(env, a_pc) == b"other"
             # the in-flight write arrives late: never at or below the staging ts
             dead = data_pb2.Transaction()
             dead.CopyFrom(t.txn)
@@ -451,7 +455,7 @@ async def staging_recovery(env: Env, *, all_landed: bool) -> dict[str, Any]:
             late_ts = ts_from_proto(br.header.txn.meta.write_timestamp)
             assert late_ts > staging_ts
             # its intent belongs to an ABORTED txn: the next reader removes it
-            assert await get(env, b"n-pc") is None
+            assert await get(env, n_pc) is None
         assert await record_status(env, t) == status
     return {"status": status, "late_above": late_ts is not None}
 
