@@ -144,6 +144,11 @@ class Pipeliner(Interceptor):
         ba.header.async_consensus = self._can_pipeline(ba)
         proofs = self._proofs_for(ba, prove_all=et is not None and et.commit)
         sent = ba
+        if proofs and kb.has_limits(ba):
+            # A limited batch may hold only gets/scans/delete-ranges (the
+            # DistSender walks it range by range): prove in a batch of its own.
+            await self._prove_separately(ba, proofs)
+            proofs = []
         if proofs:
             sent = copy_batch(ba)
             del sent.requests[:]
@@ -186,6 +191,37 @@ class Pipeliner(Interceptor):
             # The EndTxn's record now names everything (or it was a rollback).
             self._clear_after_end(ba, br)
         return br
+
+    async def _prove_separately(self, ba: BatchRequest, proofs: list[tuple[bytes, int]]) -> None:
+        pb = copy_batch(ba)
+        del pb.requests[:]
+        pb.header.max_span_request_keys = 0
+        pb.header.target_bytes = 0
+        pb.header.async_consensus = False
+        for key, seq in proofs:
+            qi = pb.requests.add().query_intent
+            qi.header.key = key
+            qi.header.sequence = seq
+            qi.txn.CopyFrom(ba.header.txn.meta)
+            qi.txn.sequence = seq
+            qi.error_if_missing = True
+        self.proofs_sent += len(proofs)
+        try:
+            br = await self.next(pb)
+        except IntentMissingError as e:
+            raise TransactionRetryError(
+                RETRY_ASYNC_WRITE_FAILURE,
+                f"TransactionRetryError: retry txn ({RETRY_ASYNC_WRITE_FAILURE}): a pipelined "
+                f"write did not land ({e}): restart transaction",
+                txn=ba.header.txn,
+            ) from e
+        except CrdbError as e:
+            e.index = -1  # type: ignore[attr-defined]
+            raise
+        for i, (key, seq) in enumerate(proofs):
+            if not br.responses[i].query_intent.found_intent:
+                raise TransactionRetryError(RETRY_ASYNC_WRITE_FAILURE, txn=ba.header.txn)
+            self._proven(key, seq)
 
     # ---- decisions ---------------------------------------------------------------
 

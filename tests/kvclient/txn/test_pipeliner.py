@@ -242,3 +242,21 @@ def test_batch_with_several_writes_is_one_async_batch() -> None:
     run(main())
     assert server.log[0].header.async_consensus
     assert server.committed_value(b"c") == b"3"
+
+
+def test_limited_scan_over_in_flight_write_is_proven_in_its_own_batch() -> None:
+    server, db = make_db(sleep=never)
+
+    async def main():
+        t = db.txn()
+        await t.put(b"a", b"1")
+        await t.put(b"b", b"2")
+        rows, resume = await t.scan_page(b"a", b"z", max_rows=5)
+        assert rows == [(b"a", b"1"), (b"b", b"2")]
+        await t.commit()
+
+    run(main())
+    scan_batches = [b for b in server.log if "scan" in kinds(b)]
+    assert kinds(scan_batches[0]) == ["scan"] and scan_batches[0].header.max_span_request_keys == 5
+    proof = server.log[server.log.index(scan_batches[0]) - 1]
+    assert kinds(proof) == ["query_intent", "query_intent"] and not proof.header.max_span_request_keys
