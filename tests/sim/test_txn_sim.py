@@ -176,3 +176,43 @@ async def rollback_after_push_abort(loop: vloop.VirtualEventLoop) -> list[tuple[
 )
 def test_rollback_of_push_aborted_txn_resolves_its_intents_on_other_ranges():
     assert vloop.run(rollback_after_push_abort, seed=1, max_time=120.0) == []
+
+
+# ---- the checks can fail: broken variants ---------------------------------------------------------
+
+
+def test_broken_variant_without_deadlock_detection_is_caught(monkeypatch):
+    """With edge chasing switched off, a cycle of heartbeating txns is never
+    broken: the deadlock scenario must fail (it times out)."""
+    from crdb_py.kvserver.concurrency import txn_wait_queue
+
+    init = txn_wait_queue.TxnWaitQueue.__init__
+
+    def no_detection(self, *a, **kw):
+        init(self, *a, **kw)
+        self.detect_deadlocks = False
+
+    monkeypatch.setattr(txn_wait_queue.TxnWaitQueue, "__init__", no_detection)
+    with pytest.raises((AssertionError, TimeoutError)):
+        run_on_sim(sc.deadlock, 202, keys=(b"a-d2", b"n-d2"))
+
+
+def test_broken_variant_without_prevention_is_caught(monkeypatch):
+    """If QueryIntent's timestamp-cache bump is dropped, the dead
+    coordinator's late in-flight write lands at the staging timestamp of a
+    txn recovery declared ABORTED: the scenario must catch it."""
+    from crdb_py.kvserver.replica import Replica
+
+    monkeypatch.setattr(Replica, "_apply_tscache_bumps", lambda self, bumps: None)
+    with pytest.raises(AssertionError):
+        run_on_sim(sc.staging_recovery, 202, all_landed=False)
+
+
+def test_status_log_catches_a_changed_final_status():
+    log = sc.StatusLog(env=None)  # type: ignore[arg-type]
+    for s in (data_pb2.PENDING, data_pb2.STAGING, data_pb2.COMMITTED):
+        log.note(b"t", s)
+    log.check()
+    log.note(b"t", data_pb2.ABORTED)
+    with pytest.raises(AssertionError, match="changed its final status"):
+        log.check()
