@@ -75,7 +75,12 @@ from crdb_py.kvclient.txn.interceptor import (
 from crdb_py.kvclient.txn.rounds import CommitPath
 from crdb_py.pb import api_pb2, data_pb2
 from crdb_py.util import failpoints
-from crdb_py.util.errors import CrdbError, TransactionRetryError, TransactionStatusError
+from crdb_py.util.errors import (
+    CrdbError,
+    InternalError,
+    TransactionRetryError,
+    TransactionStatusError,
+)
 from crdb_py.util.hlc import Timestamp, ts_from_proto
 
 # Failpoints (crdb_py/util/failpoints.py).
@@ -178,9 +183,15 @@ class Committer(Interceptor):
             return None
         if br.responses[-1].end_txn.one_phase_commit:
             self.state.trace.commit_path = CommitPath.ONE_PC
-        else:  # a server that ignores require_1pc: it committed normally on one range
+            br.header.txn.status = data_pb2.COMMITTED
+        elif br.header.txn.status == data_pb2.COMMITTED:
+            # A server that ignores require_1pc committed it normally on one range.
             self.state.trace.commit_path = CommitPath.TWO_PC
-        br.header.txn.status = data_pb2.COMMITTED
+        else:
+            raise InternalError(
+                "a one-phase commit attempt came back neither committed nor refused "
+                f"(status {data_pb2.TransactionStatus.Name(br.header.txn.status)})"
+            )
         return br
 
     # ---- parallel commit --------------------------------------------------------------
