@@ -15,4 +15,8 @@ def __getattr__(name: str) -> object:  # lazy re-exports: `import crdb_py` stays
         from crdb_py.localcluster import LocalCluster
 
         return LocalCluster
+    if name in ("connect", "run_transaction"):
+        from crdb_py import dbapi
+
+        return getattr(dbapi, name)
     raise AttributeError(f"module 'crdb_py' has no attribute {name!r}")

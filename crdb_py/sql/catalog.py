@@ -8,8 +8,8 @@ transaction, so DDL is transactional like any other write)::
     \\x03sql/descid                          -> counter (Increment) for new ids
 
 Ids start at 100 (below is reserved). Each change of a table descriptor
-bumps its `version`; decoded descriptors are cached process-wide by
-(id, version), so a statement pays one point read per table it names and
+bumps its `version`; decoded descriptors are cached process-wide by their
+stored bytes, so a statement pays one point read per table it names and
 no decoding. Rejected for now: CockroachDB's descriptor leases (which
 avoid the read); they need a lease protocol and a schema-change job.
 """
@@ -142,7 +142,9 @@ def ns_key(parent: int, name: str) -> bytes:
     return NS_PREFIX + struct.pack(">I", parent) + name.encode()
 
 
-_decoded: dict[tuple[int, int], TableDesc] = {}
+# Keyed by the stored bytes (version included): ids repeat across databases
+# of one process (two in-memory connections), the bytes do not collide.
+_decoded: dict[bytes, TableDesc] = {}
 
 
 class Catalog:
@@ -204,11 +206,12 @@ class Catalog:
         raw = await self.buf.get(desc_key(id_))
         if raw is None:
             raise E.SQLError(f"descriptor {id_} not found", "XX000")
-        version = struct.unpack(">I", raw[:4])[0]
-        d = _decoded.get((id_, version))
+        d = _decoded.get(raw)
         if d is None:
             d = TableDesc.from_dict(rowenc.unpack(raw[4:]))
-            _decoded[(id_, version)] = d
+            if len(_decoded) > 4096:
+                _decoded.clear()
+            _decoded[raw] = d
         return d
 
     async def must_table(self, db_id: int, name: str) -> TableDesc:

@@ -29,7 +29,7 @@ from crdb_py.sql.exec_select import run_query, run_subqueries
 from crdb_py.sql.expr import Compiler, Scope, ScopeCol, output_name, truthy
 from crdb_py.sql.parse import parse_expr
 from crdb_py.sql.planner import fetch, plan_scan, pretty_span
-from crdb_py.sql.runtime import ExecCtx, Result, table_scope
+from crdb_py.sql.runtime import DEFAULT, ExecCtx, Result, table_scope
 from crdb_py.sql.tablerows import RowCodec
 
 Row = tuple[Any, ...]
@@ -174,7 +174,8 @@ async def run_insert(x: ExecCtx, node: exp.Insert, *, upsert: bool = False) -> R
                 f"for {len(cols)} targets", "42601")
         vals = w.default_row()
         for p, v in zip(positions, src_row):
-            vals[p] = v
+            if v is not DEFAULT:
+                vals[p] = v
         row = w.finish(vals)
         if conflict is None and not upsert:
             await w.insert(row)

@@ -21,7 +21,7 @@ from crdb_py.sql import errors as E
 from crdb_py.sql import types as T
 from crdb_py.sql.expr import Compiler, Scope, ScopeCol, has_agg, output_name, sort_key_cmp, truthy
 from crdb_py.sql.planner import fetch, plan_scan, pretty_span
-from crdb_py.sql.runtime import ExecCtx, Relation, table_scope
+from crdb_py.sql.runtime import DEFAULT, ExecCtx, Relation, table_scope
 
 
 def _from(sel: exp.Expression) -> exp.From | None:
@@ -91,7 +91,8 @@ async def values_relation(x: ExecCtx, v: exp.Values) -> Relation:
     rows = []
     for tup in v.expressions:
         items = tup.expressions if isinstance(tup, exp.Tuple) else [tup]
-        rows.append(tuple(comp(i)(()) for i in items))
+        rows.append(tuple(DEFAULT if isinstance(i, exp.Var) and i.name.upper() == "DEFAULT"
+                          else comp(i)(()) for i in items))
     n = len(rows[0]) if rows else 0
     if any(len(r) != n for r in rows):
         raise E.SQLError("VALUES lists must all be the same length", "42601")

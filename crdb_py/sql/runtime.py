@@ -15,6 +15,16 @@ from crdb_py.sql.expr import Ctx, Scope, ScopeCol
 from crdb_py.sql.kv import WriteBuffer
 
 
+class _Default:
+    """The DEFAULT keyword in a VALUES row of an INSERT."""
+
+    def __repr__(self) -> str:
+        return "DEFAULT"
+
+
+DEFAULT = _Default()
+
+
 @dataclass(slots=True)
 class Relation:
     """An intermediate result: columns (with table aliases) and rows."""
