@@ -89,3 +89,58 @@ def test_coordinator_process_killed_before_ack_on_a_real_cluster(tmp_path) -> No
         # The record is STAGING with both writes in place: recovery commits.
         assert kv.get(b"\x05crash-z") == b"2"
         assert kv.get(b"\x05crash-a") == b"1"
+
+
+class _LoseAsyncWrite:
+    """Wraps a sender: acks a pipelined write of `key` without sending it
+    (the proposal was lost), so its intent never appears."""
+
+    def __init__(self, inner, key: bytes) -> None:  # type: ignore[no-untyped-def]
+        self.inner = inner
+        self.key = key
+        self.range_cache = inner.range_cache
+
+    async def send(self, ba):  # type: ignore[no-untyped-def]
+        from crdb_py.kvclient import batch as kb
+        from crdb_py.pb import api_pb2
+
+        if ba.header.async_consensus and any(
+            kb.kind(r) == "put" and r.put.header.key == self.key for r in ba.requests
+        ):
+            br = api_pb2.BatchResponse()
+            for r in ba.requests:
+                br.responses.append(kb.empty_response_for(r))
+            br.header.txn.CopyFrom(ba.header.txn)
+            return br
+        return await self.inner.send(ba)
+
+
+def test_staging_txn_with_a_missing_write_is_recovered_as_aborted() -> None:
+    async def main() -> None:
+        c = InProcessKVCluster(3)
+        await c.start()
+        try:
+            plain = c.db()
+            await plain.put(b"warm", b"x")
+            await c.wait_replicated()
+            await plain.admin_split(b"m")
+            await c.wait_replicated()
+            db = DB(_LoseAsyncWrite(plain.sender, b"z"))
+            t = db.txn()
+            await t.put(b"c", b"1")  # anchor, lands
+            await t.put(b"z", b"1")  # lost
+            try:
+                await t.commit_in_batch(Batch().put(b"d", b"1"))
+            except Exception as e:  # the proof of z fails; the STAGING part may land
+                assert getattr(e, "retryable", False), e
+            else:
+                raise AssertionError("a txn with a lost write was acknowledged")
+            t.coord.close()  # the coordinator dies here
+            assert not t.committed
+            assert await asyncio.wait_for(plain.get(b"c"), 30) is None
+            assert await plain.get(b"d") is None
+            assert await plain.get(b"z") is None
+        finally:
+            await c.close()
+
+    asyncio.run(asyncio.wait_for(main(), 90))
