@@ -50,6 +50,7 @@ from crdb_py.util.hlc import HLC, Timestamp, ts_from_proto, ts_to_proto
 log = logging.getLogger(__name__)
 
 RANGE_ID_GENERATOR_KEY = keys.SYSTEM_PREFIX + b"range-idgen"
+_SEND_BEFORE_SYNC = frozenset({MessageType.APP, MessageType.HEARTBEAT, MessageType.SNAP})
 BOOTSTRAP_TS = Timestamp(1, 0)
 
 
@@ -240,11 +241,26 @@ class Store:
                 r.raft_storage.save(hard_state=rd.hard_state, entries=rd.entries, batch=log_batch)
             must_sync = must_sync or rd.must_sync
             readies.append((r, rd))
+        # A leader's appends (and heartbeats, snapshots) do not depend on its
+        # own log being durable (Raft thesis §10.2.1): send them before the
+        # synced write, so the leader's and the followers' syncs overlap.
+        # Everything else — votes, append responses — waits for the sync.
+        late: list[tuple[Replica, list[Any]]] = []
+        for r, rd in readies:
+            if not rd.messages:
+                continue
+            early = [m for m in rd.messages if m.type in _SEND_BEFORE_SYNC]
+            if early:
+                self._send(r, early)
+                rest = [m for m in rd.messages if m.type not in _SEND_BEFORE_SYNC]
+            else:
+                rest = rd.messages
+            if rest:
+                late.append((r, rest))
         if log_batch.count():
             eng.write(log_batch, sync=self.config.sync_writes and must_sync)
-        for r, rd in readies:
-            if rd.messages:
-                self._send(r, rd.messages)
+        for r, msgs in late:
+            self._send(r, msgs)
         apply_batch = eng.new_batch()
         post: list[Any] = []
         for r, rd in readies:
