@@ -239,8 +239,6 @@ async def run_update(x: ExecCtx, node: exp.Update) -> Result:
         for p, f in sets:
             new[p] = f(r)
         new_rows.append(w.finish(new))
-    if x.explain is not None:
-        return Result()
     for r in rows:
         w.delete(r)
     for n in new_rows:
@@ -254,8 +252,6 @@ async def run_delete(x: ExecCtx, node: exp.Delete) -> Result:
     where = node.args.get("where")
     rows = await _matching(x, desc, t.alias_or_name, where.this if where is not None else None)
     w = TableWriter(x, desc)
-    if x.explain is not None:
-        return Result()
     for r in rows:
         w.delete(r)
     return _returning(x, node, w, rows)

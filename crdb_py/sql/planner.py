@@ -30,6 +30,7 @@ A point lookup (every PK column fixed) is a Get instead of a Scan.
 from __future__ import annotations
 
 import itertools
+import struct
 from dataclasses import dataclass
 from typing import Any
 
@@ -269,10 +270,22 @@ async def fetch(buf: WriteBuffer, plan: ScanPlan) -> list[tuple[Any, ...]]:
 
 
 def pretty_key(desc: TableDesc, idx: Index, key: bytes) -> str:
-    """/Table/<id>/<index>/<datums...> for EXPLAIN."""
+    """/Table/<id>/<index>/<datums...> for EXPLAIN; an end key that is the
+    prefix end of a decodable key prints as that key + "/PrefixEnd"."""
+    s = _pretty(desc, idx, key)
+    if s is None and key and key[-1] > 0:
+        s = _pretty(desc, idx, key[:-1] + bytes([key[-1] - 1]))
+        if s is not None:
+            return s + "/PrefixEnd"
+    if s is None:
+        s = f"/Table/{desc.id}/{idx.id}/raw:{key.hex()}"
+    return s
+
+
+def _pretty(desc: TableDesc, idx: Index, key: bytes) -> str | None:
     prefix = rowenc.index_prefix(desc.id, idx.id)
     if not key.startswith(prefix):
-        return repr(key)
+        return None
     codec = RowCodec.of(desc)
     types = codec.index_types(idx) if idx is not desc.primary else codec.pk_types
     if idx is not desc.primary:
@@ -284,19 +297,13 @@ def pretty_key(desc: TableDesc, idx: Index, key: bytes) -> str:
             break
         if key[i] == 0x01 and i == len(key) - 1:
             parts.append("/!NULL")
-            i += 1
-            break
+            return "".join(parts)
         try:
-            v, j = rowenc.decode_key_datum(key, i, t)
-        except (ValueError, IndexError):
-            parts.append("/" + key[i:].hex() + "(raw)")
-            i = len(key)
-            break
+            v, i = rowenc.decode_key_datum(key, i, t)
+        except (ValueError, IndexError, UnicodeDecodeError, struct.error):
+            return None
         parts.append("/NULL" if v is None else "/" + T.to_text(v))
-        i = j
-    if i < len(key):
-        parts.append("/" + key[i:].hex() + "(raw)")
-    return "".join(parts)
+    return "".join(parts) if i == len(key) else None
 
 
 def pretty_span(desc: TableDesc, idx: Index, sp: Span) -> str:

@@ -215,8 +215,9 @@ class Session:
         if kind == "release":
             if st == TxnState.ABORTED:
                 raise E.in_failed_txn()
-            del self._savepoints[i:]
-            if arg.lower() == RESTART_SAVEPOINT:  # CockroachDB: RELEASE commits
+            if arg.lower() != RESTART_SAVEPOINT:
+                del self._savepoints[i:]
+            else:  # CockroachDB: RELEASE commits; on 40001 ROLLBACK TO restarts
                 try:
                     assert self._buf is not None
                     await self._buf.commit()
@@ -225,6 +226,7 @@ class Session:
                     if isinstance(e, CrdbError) and type(e).retryable:
                         self._retry_error = e
                     raise
+                del self._savepoints[i:]
                 self.state = TxnState.COMMIT_WAIT
             return Result(tag="RELEASE")
         # rollback_to
@@ -342,9 +344,9 @@ class Session:
             writes = _writes_since(x.buf, sp)
             x.buf.rollback_to(sp)
             head = [f"statement: {inner.kind}"]
+            descs = {d.id: d for d in x.catalog._tables.values() if d is not None}
             for key, is_del in writes[:20]:
-                head_line = f"{'del' if is_del else 'put'} {_pretty(key)}"
-                lines.append(head_line)
+                lines.append(f"{'del' if is_del else 'put'} {_pretty(key, descs)}")
             if len(writes) > 20:
                 lines.append(f"... {len(writes) - 20} more writes")
             return Result([("info", T_STRING)], [(ln,) for ln in head + lines], len(lines) + 1)
@@ -358,13 +360,15 @@ def _writes_since(buf: WriteBuffer, sp: int) -> list[tuple[bytes, bool]]:
     return list(seen.items())
 
 
-def _pretty(key: bytes) -> str:
-    from crdb_py.sql.rowenc import USER_KEY_MIN
+def _pretty(key: bytes, descs: dict[int, Any]) -> str:
+    from crdb_py.sql.planner import pretty_key
 
-    if key.startswith(USER_KEY_MIN) and len(key) >= 9:
-        t = int.from_bytes(key[1:5], "big")
-        i = int.from_bytes(key[5:9], "big")
-        return f"/Table/{t}/{i}/{key[9:].hex()}"
+    if key.startswith(b"\x04") and len(key) >= 9:
+        desc = descs.get(int.from_bytes(key[1:5], "big"))
+        idx_id = int.from_bytes(key[5:9], "big")
+        idx = next((i for i in desc.all_indexes if i.id == idx_id), None) if desc else None
+        if idx is not None:
+            return pretty_key(desc, idx, key)
     return repr(key)
 
 
