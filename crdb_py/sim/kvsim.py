@@ -467,16 +467,13 @@ async def nemesis(
     crash: bool = True,
     transfer: bool = True,
     partition: bool = False,
-    split_keys: list[bytes] | None = None,
     interval: tuple[float, float] = (0.3, 1.2),
 ) -> list[tuple[float, str]]:
     """Until `stop` is set: move leases, crash / restart, isolate (both ways
-    or one way) / heal,
-    and split at one of `split_keys` (each at most once).
+    or one way) / heal.
     At most one node is faulty at a time (crashes and isolations pick the
     same victim until it is restarted and healed), so a 3-node cluster keeps
     a quorum. Returns what it did as (virtual time, action)."""
-    splits = list(split_keys or ())
     done: list[tuple[float, str]] = []
     down = False
     cut = False
@@ -494,8 +491,6 @@ async def nemesis(
             choices.append("restart" if down else "crash")
         if partition:
             choices.append("heal" if cut else "isolate")
-        if splits:
-            choices.append("split")
         act = rng.choice(choices)
         if victim is None and act in ("crash", "isolate"):
             victim = rng.choice(sim.live())
@@ -508,11 +503,6 @@ async def nemesis(
                     sim.db(rng.choice(live)).admin_transfer_lease(key, target), 5
                 )
                 done.append((loop.time(), f"transfer {key!r} -> n{target}"))
-        elif act == "split":
-            at = splits.pop(rng.randrange(len(splits)))
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(sim.db(rng.choice(sim.live())).admin_split(at), 5)
-                done.append((loop.time(), f"split at {at!r}"))
         elif act == "crash":
             assert victim is not None
             await sim.crash(victim)
