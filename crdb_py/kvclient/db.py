@@ -233,6 +233,7 @@ class DB(KVOps):
         gateway_node_id: int = 0,
         locator: RangeLocator | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        heartbeat_sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         rng: random.Random | None = None,
     ) -> None:
         from crdb_py.kvclient.txn.metric_recorder import TxnMetrics
@@ -244,7 +245,8 @@ class DB(KVOps):
         self.metrics = metrics or TxnMetrics()
         self.gateway_node_id = gateway_node_id
         self.locator = locator
-        self._sleep = sleep
+        self._sleep = sleep  # run_txn backoff
+        self._heartbeat_sleep = heartbeat_sleep  # the heartbeat loop
         self._rng = rng or random.Random()
 
     # ---- transactions -----------------------------------------------------------
@@ -265,7 +267,7 @@ class DB(KVOps):
             name=name,
             priority=priority,
             gateway_node_id=self.gateway_node_id,
-            sleep=self._sleep,
+            sleep=self._heartbeat_sleep,
         )
         return Txn(coord)
 

@@ -56,7 +56,6 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
-from crdb_py.kvclient import batch as kb
 from crdb_py.kvclient.sender import Sender
 from crdb_py.kvclient.txn.committer import Committer, RangeLocator
 from crdb_py.kvclient.txn.heartbeater import Heartbeater
@@ -349,4 +348,4 @@ def describe_stack(coord: TxnCoordSender) -> list[str]:
     return [i.name for i in coord.interceptors]
 
 
-__all__ = ["DistSenderLocator", "TxnCoordSender", "describe_stack", "new_txn_proto", "kb"]
+__all__ = ["DistSenderLocator", "TxnCoordSender", "describe_stack", "new_txn_proto"]

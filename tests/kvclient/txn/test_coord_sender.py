@@ -124,7 +124,7 @@ def test_heartbeater_starts_with_first_write_and_stops_at_commit() -> None:
         await f
 
     server, db = make_db(sleep=never, heartbeat_interval=1.0)
-    db._sleep = sleep  # heartbeats driven by the test
+    db._heartbeat_sleep = sleep  # heartbeats driven by the test
 
     async def main():
         t = db.txn()
