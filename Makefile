@@ -29,6 +29,7 @@ protos: $(STAMP)
 bench: $(STAMP)
 	$(VPY) bench/mvcc.py
 	$(VPY) bench/kv.py
+	$(VPY) bench/commit_latency.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
