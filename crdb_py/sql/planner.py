@@ -151,7 +151,7 @@ class _Constraints:
                     vals.append(v)
             self._eq(cid, vals)
         elif isinstance(c, exp.Is) and isinstance(c.expression, exp.Null) and \
-                self.col(c.this) is not None:
+                not c.args.get("negate") and self.col(c.this) is not None:
             cid = self.col(c.this)
             assert cid is not None
             self._eq(cid, [None])

@@ -96,8 +96,11 @@ def _enc_decimal(d: Decimal) -> bytes:
         return b"\x04"
     if d.is_infinite():
         return b"\x09" if d > 0 else b"\x01"
-    sign, digits, _ = d.normalize().as_tuple()
+    sign, digits, _ = d.as_tuple()  # not normalize(): it rounds to the context precision
     adj = d.adjusted()
+    digits = tuple(digits)
+    while len(digits) > 1 and digits[-1] == 0:
+        digits = digits[:-1]
     body = struct.pack(">I", (adj + (1 << 31)) & 0xFFFFFFFF) + bytes(48 + x for x in digits) + b"\x00"
     if sign:
         return b"\x03" + bytes(0xFF - c for c in body)

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from crdb_py.sql.session import Session
 from tests.sql.fake_kv import FakeKV
 
-EXAMPLES = 120
+EXAMPLES = 300
 QUERIES_PER_EXAMPLE = 5
 
 ints = st.none() | st.integers(-5, 5)
