@@ -104,13 +104,19 @@ def or_(a: Any, b: Any) -> Any:
     return False
 
 
-def coerce_pair(a: Any, b: Any) -> tuple[Any, Any]:
-    """Make two non-NULL values comparable (string literals cast to the other type)."""
+def coerce_pair(a: Any, b: Any, cast_a: bool = True, cast_b: bool = True) -> tuple[Any, Any]:
+    """Make two non-NULL values comparable: a string that came from a literal
+    or placeholder (`cast_*`) is cast to the other side's type, as PostgreSQL
+    types an untyped literal; a typed STRING never is (42883)."""
     if type(a) is type(b):
         return a, b
     if isinstance(a, str) and not isinstance(b, str):
+        if not cast_a:
+            raise _no_operator(a, b)
         return T.cast(a, T.type_of(b)), b
     if isinstance(b, str) and not isinstance(a, str):
+        if not cast_b:
+            raise _no_operator(a, b)
         return a, T.cast(b, T.type_of(a))
     if isinstance(a, float) and isinstance(b, Decimal):
         return a, float(b)
@@ -119,9 +125,7 @@ def coerce_pair(a: Any, b: Any) -> tuple[Any, Any]:
     if isinstance(a, bool) != isinstance(b, bool) or (
         isinstance(a, int | float | Decimal) != isinstance(b, int | float | Decimal)
     ):
-        raise E.SQLError(
-            f"unsupported comparison operator: {T.type_of(a)} vs {T.type_of(b)}", "22023"
-        )
+        raise _no_operator(a, b)
     if isinstance(a, dt.datetime) and isinstance(b, dt.datetime):
         return T.assign(a, T.T_TIMESTAMPTZ), T.assign(b, T.T_TIMESTAMPTZ)
     if isinstance(a, dt.date) and isinstance(b, dt.date):
@@ -129,9 +133,14 @@ def coerce_pair(a: Any, b: Any) -> tuple[Any, Any]:
     return a, b
 
 
-def compare(a: Any, b: Any) -> int:
+def _no_operator(a: Any, b: Any) -> E.SQLError:
+    return E.SQLError(
+        f"unsupported comparison operator: {T.type_of(a)} vs {T.type_of(b)}", "42883")
+
+
+def compare(a: Any, b: Any, cast_a: bool = True, cast_b: bool = True) -> int:
     """-1/0/1 for non-NULL values."""
-    a, b = coerce_pair(a, b)
+    a, b = coerce_pair(a, b, cast_a, cast_b)
     try:
         return (a > b) - (a < b)
     except TypeError as ex:
@@ -309,12 +318,13 @@ class Compiler:
     # -- operators -------------------------------------------------------------------
     def _cmp(self, e: exp.Binary, ok: Callable[[int], bool]) -> Fn:
         a, b = self.compile(e.this), self.compile(e.expression)
+        ca, cb = _untyped(e.this), _untyped(e.expression)
 
         def f(r: Any) -> Any:
             x, y = a(r), b(r)
             if x is None or y is None:
                 return None
-            return ok(compare(x, y))
+            return ok(compare(x, y, ca, cb))
         return f
 
     def _nullsafeeq(self, e: exp.Expression) -> Fn:
@@ -609,6 +619,12 @@ class Compiler:
     def _max(self, e: exp.Max) -> Fn:
         return self._agg(e, lambda vs: functools.reduce(
             lambda a, b: a if compare(a, b) >= 0 else b, vs) if vs else None)
+
+
+def _untyped(e: exp.Expression) -> bool:
+    """A string literal or placeholder: its type comes from the other operand."""
+    return isinstance(e, exp.Parameter | exp.Placeholder) or (
+        isinstance(e, exp.Literal) and e.is_string)
 
 
 def _bool(v: Any) -> bool:

@@ -43,3 +43,36 @@ def sess() -> Iterator[SyncSession]:
 
 def fmt(v: Any) -> str:
     return "NULL" if v is None else T.to_text(v)
+
+
+class EmbeddedSession:
+    """The same interface over a real in-memory single-node store."""
+
+    def __init__(self, backend: object) -> None:
+        self.backend = backend
+        self.s = Session(backend.db)  # type: ignore[attr-defined]
+
+    def ex(self, sql: str, *params: Any) -> Result:
+        return self.backend.run(self.s.execute(sql, list(params)), timeout=60)  # type: ignore[attr-defined]
+
+    def rows(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        return self.ex(sql, *params).rows
+
+
+@pytest.fixture(params=["fake", "embedded"])
+def any_sess(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A session over the fake KV and over the real embedded store."""
+    if request.param == "fake":
+        loop = asyncio.new_event_loop()
+        try:
+            yield SyncSession(FakeKV(), loop)
+        finally:
+            loop.close()
+        return
+    from crdb_py.embed import open_backend, release_backend
+
+    b = open_backend(None)
+    try:
+        yield EmbeddedSession(b)
+    finally:
+        release_backend(b)

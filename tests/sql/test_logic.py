@@ -49,7 +49,8 @@ def _blocks(text: str) -> list[list[str]]:
 
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
-def test_logic(path: pathlib.Path, sess: SyncSession, rewrite: bool) -> None:
+def test_logic(path: pathlib.Path, any_sess: SyncSession, rewrite: bool) -> None:
+    sess = any_sess
     blocks = _blocks(path.read_text())
     assert blocks, "empty logic file"
     new_text: list[str] = []
