@@ -216,3 +216,42 @@ def test_status_log_catches_a_changed_final_status():
     log.note(b"t", data_pb2.ABORTED)
     with pytest.raises(AssertionError, match="changed its final status"):
         log.check()
+
+
+async def pipelined_write_then_conflict(loop: vloop.VirtualEventLoop) -> tuple[bool, list[Any]]:
+    """A live, heartbeating txn writes n-pw with async consensus (a pipelined
+    write: the reply comes at proposal) and a non-transactional put to n-pw
+    follows at once from another gateway. The put must wait for the txn (its
+    intent is there, or about to be). Returns (waited, n-pw's intents)."""
+    sim = await three_ranges(loop)
+    env = SimEnv(sim)
+    try:
+        t = ScriptedTxn.begin(env.sender(1), b"n-pw", env.now(), txn_id=env.rng.randbytes(16))
+        await t.heartbeat()
+        t.start_heartbeat()
+        await t.send(t.put_req(b"n-pw", b"txn"), async_consensus=True)
+        other = asyncio.ensure_future(sc.put(env, b"n-pw", b"other", gateway=3))
+        waited = await sc.still_waiting(other, 1.0)
+        left = intents_of(env.engines(), [t.id])
+        await t.stop_heartbeat()
+        with contextlib.suppress(Exception):
+            await t.rollback()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(other, 10)
+        return waited, left
+    finally:
+        await sim.close()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason=(
+        "Replica.send releases latches (cm.finish) as soon as an async-consensus write is "
+        "proposed, not when it applies: a conflicting write evaluates before the pipelined "
+        "intent is on the engine, does not wait, and commits a value above a live intent"
+    ),
+)
+def test_write_after_a_pipelined_intent_waits_for_its_txn():
+    waited, left = vloop.run(pipelined_write_then_conflict, seed=1, max_time=120.0)
+    assert left, "the pipelined intent was never written"
+    assert waited, "a write went through a live txn's pipelined intent"
