@@ -51,6 +51,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     s.add_argument("--replication-factor", type=int, default=3)
     s.add_argument("--no-sync", action="store_true", help="do not fsync raft log writes")
     s.add_argument("--max-offset-ms", type=float, default=500.0)
+    s.add_argument("--clock-offset-ms", type=float, default=0.0,
+                   help="testing: shift this node's physical clock (clock-skew nemesis)")
     s.add_argument("--liveness-timeout", type=float, default=2.0)
     s.add_argument("--log-level", default="WARNING")
 
@@ -122,6 +124,7 @@ def node_config_from_args(args: argparse.Namespace) -> Any:
         range_max_bytes=args.range_max_bytes,
         replication_factor=args.replication_factor,
         max_offset_ms=args.max_offset_ms,
+        clock_offset_ms=args.clock_offset_ms,
         liveness_timeout=args.liveness_timeout,
     )
 

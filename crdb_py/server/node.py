@@ -81,7 +81,7 @@ from crdb_py.util.errors import (
     NodeUnavailableError,
     StorageError,
 )
-from crdb_py.util.hlc import HLC
+from crdb_py.util.hlc import HLC, system_clock_nanos
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ class NodeConfig:
     probe_interval: float = 0.5  # liveness probes, see registry.py
     liveness_timeout: float = 2.0
     max_offset_ms: float = 500.0
+    clock_offset_ms: float = 0.0  # testing: skew of this node's physical clock (jepsen nemesis)
     store_knobs: dict[str, Any] = field(default_factory=dict)  # extra StoreConfig fields
 
 
@@ -110,6 +111,13 @@ class NodeConfig:
 EngineFactory = Callable[[str], Engine]
 TransportFactory = Callable[["Node"], Any]  # -> started-able Transport (the LatencyInjector)
 StoreFactory = Callable[["Node", StoreIdent], Any]
+
+
+def skewed_clock(offset_nanos: int) -> Callable[[], int]:
+    """The system clock shifted by `offset_nanos` (0: the system clock itself)."""
+    if not offset_nanos:
+        return system_clock_nanos
+    return lambda: system_clock_nanos() + offset_nanos
 
 
 def open_engine(store: str) -> Engine:
@@ -178,7 +186,10 @@ class Node:
         self._store_factory = store_factory
         self._store_bootstrap = store_bootstrap
         self._db_factory = db_factory or kv_db
-        self.clock = HLC(max_offset_nanos=int(config.max_offset_ms * 1e6))
+        self.clock = HLC(
+            skewed_clock(int(config.clock_offset_ms * 1e6)),
+            max_offset_nanos=int(config.max_offset_ms * 1e6),
+        )
         self.engine: Engine | None = None
         self.transport: Any = None
         self.store: Any = None

@@ -1,0 +1,46 @@
+"""A one-operation client process (the coordinator-crash nemesis runs it).
+
+Reads one JSON request on stdin (node addresses, key prefix, settings,
+workload name, the operation as a history line), runs the operation with a
+fresh KV client and prints the completion as a history line. Failpoints
+come from ``CRDB_PY_FAILPOINTS`` (the nemesis arms a kill); a killed child
+prints nothing and its operation is recorded as `info`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from crdb_py.jepsen.client import KVClient, classify
+from crdb_py.jepsen.history import Op
+from crdb_py.jepsen.workloads import WORKLOADS, GenOp
+
+
+def main() -> int:
+    from crdb_py.kvclient.txn.settings import PARALLEL_COMMITS_ENABLED, WRITE_PIPELINING_ENABLED
+    from crdb_py.kvclient.txn.sync import SyncDB
+    from crdb_py.localcluster import open_kv
+
+    req = json.loads(sys.stdin.read())
+    op = Op.from_json(req["op"])
+    kv = open_kv({int(k): v for k, v in req["nodes"].items()})
+    kv.db.settings.set(PARALLEL_COMMITS_ENABLED, req["parallel"])
+    kv.db.settings.set(WRITE_PIPELINING_ENABLED, req["pipelining"])
+    client = KVClient(SyncDB(kv.db, kv._loop, timeout=10.0), req["prefix"].encode())
+    w = WORKLOADS[req["workload"]]()
+    value = op.value
+    if op.f == "txn":
+        value = [list(m) for m in value]
+    try:
+        res = w.apply(client, GenOp(op.f, value, op.key))
+        out = Op(0, "ok", op.process, op.f, res)
+    except Exception as e:
+        out = Op(0, classify(e), op.process, op.f, error=repr(e))
+    print(out.to_json(), flush=True)
+    kv.close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

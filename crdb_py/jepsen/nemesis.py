@@ -1,0 +1,308 @@
+"""Nemeses: the faults injected into a LocalCluster while a workload runs.
+
+A nemesis has two steps, `fault(ctx)` and `heal(ctx)`; the runner calls
+them on a schedule (every `interval` seconds a fault, held for `duration`
+seconds, then healed) from its own thread while the clients run, and calls
+`heal_all(ctx)` at the end, unconditionally, before a quiet period and the
+final reads. Every step is logged (`ctx.log`) to the run's
+``*.nemesis.jsonl`` beside the history, so a failure can be read against
+what the cluster was going through.
+
+The nemeses (names as in `NEMESES`):
+
+- ``none`` — no faults (the baseline);
+- ``kill`` — SIGKILL a random minority node (one of three), restart it on
+  heal (same store and port: it recovers from its durable Raft log);
+- ``partition`` — isolate a random node at the transport level
+  (`LocalCluster.isolate`: every link to and from it blocked), heal all;
+- ``clock-skew`` — restart a random node with its physical clock shifted by
+  up to ±`skew_fraction` of the max clock offset (``--clock-offset-ms``, a
+  testing flag of `crdb-py start`), restart it unskewed on heal. Skew
+  within the max offset must never break serializability: uncertainty
+  intervals and lease safety are built for it;
+- ``split-lease`` — split the workload's key range at a random key and move
+  the lease of a random workload key to a random node, repeatedly;
+- ``coordinator-crash`` — run one workload operation in a child process
+  whose coordinator dies between STAGING and COMMITTED: the failpoint
+  ``kvclient.txn.before_ack`` is armed with ``kill`` (the process exits at
+  once after the parallel commit is implicitly committed, before anyone is
+  told) and, for the settings without parallel commits, the child is also
+  SIGKILLed after a random delay. The operation is recorded in the history
+  as its own process (`info` when the child died): whoever next meets the
+  STAGING record must recover it (commit or abort), and the checker sees
+  whether the outcome is consistent.
+
+A fault is never left behind: a nemesis remembers what it broke and
+`heal_all` undoes all of it (restarting dead or skewed nodes, healing
+partitions) even after an exception.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from crdb_py.jepsen.history import History, Op
+
+__all__ = [
+    "NEMESES",
+    "ClockSkew",
+    "CoordinatorCrash",
+    "Kill",
+    "Nemesis",
+    "NemesisContext",
+    "NoNemesis",
+    "Partition",
+    "SplitLease",
+]
+
+FP_BEFORE_ACK = "kvclient.txn.before_ack"  # see crdb_py/kvclient/txn/committer.py
+
+
+@dataclass
+class NemesisContext:
+    """What a nemesis may touch. `next_process` allocates history process ids."""
+
+    cluster: Any  # crdb_py.LocalCluster
+    kv: Any  # its SyncKV (splits, lease transfers)
+    rng: random.Random
+    history: History
+    workload: Any
+    client_prefix: bytes
+    settings: tuple[bool, bool]  # (parallel_commits, write_pipelining)
+    next_process: Callable[[], int]
+    log_path: str | None = None
+    max_offset_ms: float = 500.0
+    events: list[dict[str, Any]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def log(self, what: str, **info: Any) -> None:
+        ev = {"time": time.time(), "what": what, **info}
+        with self._lock:
+            self.events.append(ev)
+            if self.log_path is not None:
+                with open(self.log_path, "a") as fh:
+                    fh.write(json.dumps(ev, default=repr) + "\n")
+
+    def key(self, i: int) -> bytes:
+        return b"%s%s/%09d" % (self.client_prefix, self.workload.key_kind.encode(), i)
+
+
+class Nemesis(Protocol):
+    name: str
+
+    def fault(self, ctx: NemesisContext) -> None: ...
+
+    def heal(self, ctx: NemesisContext) -> None: ...
+
+    def heal_all(self, ctx: NemesisContext) -> None: ...
+
+
+class NoNemesis:
+    name = "none"
+
+    def fault(self, ctx: NemesisContext) -> None:
+        pass
+
+    def heal(self, ctx: NemesisContext) -> None:
+        pass
+
+    def heal_all(self, ctx: NemesisContext) -> None:
+        pass
+
+
+def _minority(ctx: NemesisContext) -> int:
+    return ctx.rng.randrange(ctx.cluster.num_nodes)
+
+
+class Kill:
+    """kill -9 a minority node; restart it on heal."""
+
+    name = "kill"
+
+    def __init__(self) -> None:
+        self.dead: set[int] = set()
+
+    def fault(self, ctx: NemesisContext) -> None:
+        if self.dead:
+            return
+        i = _minority(ctx)
+        ctx.cluster.kill(i)
+        self.dead.add(i)
+        ctx.log("kill", node=i)
+
+    def heal(self, ctx: NemesisContext) -> None:
+        for i in sorted(self.dead):
+            ctx.cluster.restart(i)
+            ctx.log("restart", node=i)
+        self.dead.clear()
+
+    def heal_all(self, ctx: NemesisContext) -> None:
+        self.heal(ctx)
+        for i in range(ctx.cluster.num_nodes):
+            if not ctx.cluster.is_running(i):
+                ctx.cluster.restart(i)
+                ctx.log("restart", node=i)
+
+
+class Partition:
+    """Isolate a random node (transport-level partition); heal all links."""
+
+    name = "partition"
+
+    def fault(self, ctx: NemesisContext) -> None:
+        i = _minority(ctx)
+        ctx.cluster.isolate(i)
+        ctx.log("isolate", node=i)
+
+    def heal(self, ctx: NemesisContext) -> None:
+        ctx.cluster.heal()
+        ctx.log("heal")
+
+    def heal_all(self, ctx: NemesisContext) -> None:
+        self.heal(ctx)
+
+
+class ClockSkew:
+    """Restart a node with its clock shifted within the max offset."""
+
+    name = "clock-skew"
+
+    def __init__(self, skew_fraction: float = 0.4) -> None:
+        self.skew_fraction = skew_fraction
+        self.skewed: set[int] = set()
+
+    def _restart(self, ctx: NemesisContext, i: int, offset_ms: float) -> None:
+        # LocalCluster shares one argument list among its nodes; the extra
+        # flag is added for this one restart only.
+        args = ctx.cluster._node_args
+        extra = ["--clock-offset-ms", f"{offset_ms:.1f}"] if offset_ms else []
+        args.extend(extra)
+        try:
+            ctx.cluster.restart(i)
+        finally:
+            del args[len(args) - len(extra):]
+
+    def fault(self, ctx: NemesisContext) -> None:
+        if self.skewed:
+            return
+        i = _minority(ctx)
+        bound = self.skew_fraction * ctx.max_offset_ms
+        off = ctx.rng.uniform(-bound, bound)
+        self._restart(ctx, i, off)
+        self.skewed.add(i)
+        ctx.log("skew", node=i, offset_ms=round(off, 1))
+
+    def heal(self, ctx: NemesisContext) -> None:
+        for i in sorted(self.skewed):
+            self._restart(ctx, i, 0.0)
+            ctx.log("unskew", node=i)
+        self.skewed.clear()
+
+    def heal_all(self, ctx: NemesisContext) -> None:
+        self.heal(ctx)
+
+
+class SplitLease:
+    """Split the workload's keys at a random key; move a random lease."""
+
+    name = "split-lease"
+
+    def fault(self, ctx: NemesisContext) -> None:
+        n = max(1, ctx.workload.key_range)
+        at = ctx.key(ctx.rng.randrange(1, n + 1) if n > 1 else 0)
+        try:
+            ctx.kv.split(at)
+            ctx.log("split", key=at.decode(errors="replace"))
+        except Exception as e:
+            ctx.log("split-failed", key=at.decode(errors="replace"), error=repr(e))
+        key = ctx.key(ctx.rng.randrange(n))
+        target = ctx.cluster.node_id(ctx.rng.randrange(ctx.cluster.num_nodes))
+        try:
+            ctx.kv.transfer_lease(key, target)
+            ctx.log("lease", key=key.decode(errors="replace"), to=target)
+        except Exception as e:
+            ctx.log("lease-failed", key=key.decode(errors="replace"), to=target, error=repr(e))
+
+    def heal(self, ctx: NemesisContext) -> None:
+        pass
+
+    def heal_all(self, ctx: NemesisContext) -> None:
+        pass
+
+
+class CoordinatorCrash:
+    """One operation per fault in a child process that dies mid-commit."""
+
+    name = "coordinator-crash"
+
+    def __init__(self, child_timeout: float = 30.0) -> None:
+        self.child_timeout = child_timeout
+
+    def fault(self, ctx: NemesisContext) -> None:
+        op = ctx.workload.generate(ctx.rng)
+        p = ctx.next_process()
+        ctx.history.invoke(p, op.f, op.value, key=op.key)
+        req = {
+            "nodes": {str(ctx.cluster.node_id(i)): ctx.cluster.address(i)
+                      for i in range(ctx.cluster.num_nodes)},
+            "prefix": ctx.client_prefix.decode(),
+            "parallel": ctx.settings[0], "pipelining": ctx.settings[1],
+            "workload": ctx.workload.name,
+            "op": Op(0, "invoke", p, op.f, op.value, key=op.key).to_json(),
+        }
+        env = dict(os.environ)
+        env["CRDB_PY_FAILPOINTS"] = f"{FP_BEFORE_ACK}=kill"
+        child = subprocess.Popen(
+            [sys.executable, "-m", "crdb_py.jepsen.child"], stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+        )
+        # Without parallel commits nothing stops at the failpoint: kill at a
+        # random moment instead (the child needs ~1 s to start and connect).
+        killer = threading.Timer(ctx.rng.uniform(0.5, 2.5), child.kill)
+        if not (ctx.settings[0] and ctx.settings[1]):
+            killer.start()
+        try:
+            out, _ = child.communicate(json.dumps(req), timeout=self.child_timeout)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            out, _ = child.communicate()
+        finally:
+            killer.cancel()
+        line = out.strip().splitlines()[-1] if out.strip() else ""
+        if child.returncode == 0 and line:
+            res = Op.from_json(line)
+            if res.type == "ok":
+                ctx.history.ok(p, res.value)
+            elif res.type == "fail":
+                ctx.history.fail(p, error=res.error)
+            else:
+                ctx.history.info(p, error=res.error)
+            ctx.log("coordinator-survived", process=p, result=res.type)
+        else:
+            ctx.history.info(p, error=f"coordinator process died (exit {child.returncode})")
+            ctx.log("coordinator-crash", process=p, exit=child.returncode)
+
+    def heal(self, ctx: NemesisContext) -> None:
+        pass
+
+    def heal_all(self, ctx: NemesisContext) -> None:
+        pass
+
+
+NEMESES: dict[str, Callable[[], Any]] = {
+    "none": NoNemesis,
+    "kill": Kill,
+    "partition": Partition,
+    "clock-skew": ClockSkew,
+    "split-lease": SplitLease,
+    "coordinator-crash": CoordinatorCrash,
+}
