@@ -150,9 +150,14 @@ _decoded: dict[bytes, TableDesc] = {}
 class Catalog:
     """Catalog access inside one transaction (through its WriteBuffer)."""
 
-    def __init__(self, buf: WriteBuffer) -> None:
+    def __init__(self, buf: WriteBuffer, ids: dict[tuple[int, str], int] | None = None) -> None:
         self.buf = buf
         self._tables: dict[tuple[int, str], TableDesc | None] = {}
+        # (parent id, name) -> table id, shared across a session's statements.
+        # Only a hint: the descriptor read by id must still carry that parent
+        # and name, else the namespace is read again. It saves a point read
+        # per table per statement without ever trusting a stale entry.
+        self._ids = ids if ids is not None else {}
 
     async def new_id(self) -> int:
         return FIRST_ID + await self.buf.inc(ID_KEY, 1)
@@ -195,16 +200,26 @@ class Catalog:
         key = (db_id, name)
         if key in self._tables:
             return self._tables[key]
+        hint = self._ids.get(key)
+        if hint is not None:
+            d = await self.table_by_id(hint, missing_ok=True)
+            if d is not None and d.parent_id == db_id and d.name == name:
+                self._tables[key] = d
+                return d
+            del self._ids[key]
         raw = await self.buf.get(ns_key(db_id, name))
         desc = None
         if raw is not None:
             desc = await self.table_by_id(rowenc.unpack(raw))
+            self._ids[key] = desc.id
         self._tables[key] = desc
         return desc
 
-    async def table_by_id(self, id_: int) -> TableDesc:
+    async def table_by_id(self, id_: int, *, missing_ok: bool = False) -> TableDesc | None:
         raw = await self.buf.get(desc_key(id_))
         if raw is None:
+            if missing_ok:
+                return None
             raise E.SQLError(f"descriptor {id_} not found", "XX000")
         d = _decoded.get(raw)
         if d is None:

@@ -92,6 +92,7 @@ class Session:
         self._retry_error: CrdbError | None = None
         self._now = dt.datetime.now(UTC)
         self._bootstrapped = False
+        self._table_ids: dict[tuple[int, str], int] = {}
 
     # -- entry point ----------------------------------------------------------------------
     async def execute(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> Result:
@@ -284,7 +285,7 @@ class Session:
 
     async def _run(self, stmt: Statement, params: list[Any], buf: WriteBuffer,
                    explain: list[str] | None = None) -> Result:
-        catalog = Catalog(buf)
+        catalog = Catalog(buf, self._table_ids)
         db_id = await catalog.database_id(self.database)
         if db_id is None and stmt.kind not in ("use", "ddl", "show", "set"):
             raise E.undefined_database(self.database)
