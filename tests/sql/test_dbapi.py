@@ -168,3 +168,31 @@ def test_closed_connection_raises() -> None:
     c.close()
     with pytest.raises(dbapi.InterfaceError):
         c.cursor()
+
+
+def test_write_skew_prevented_on_real_kv(conn) -> None:
+    """G2-item through SQL on the real coordinator: two txns read both
+    doctors on call and each takes a different one off; one must fail 40001."""
+    conn.execute("CREATE TABLE oncall (id INT PRIMARY KEY, on_call BOOL)")
+    conn.execute("INSERT INTO oncall VALUES (1, true), (2, true)")
+    conn.commit()
+    a, b = conn.new_session(), conn.new_session()
+    try:
+        assert a.execute("SELECT count(*) FROM oncall WHERE on_call").fetchone() == (2,)
+        assert b.execute("SELECT count(*) FROM oncall WHERE on_call").fetchone() == (2,)
+        a.execute("UPDATE oncall SET on_call = false WHERE id = 1")
+        b.execute("UPDATE oncall SET on_call = false WHERE id = 2")
+        outcomes = []
+        for c in (a, b):
+            try:
+                c.commit()
+                outcomes.append("ok")
+            except dbapi.TransactionRollbackError as e:
+                assert e.sqlstate == "40001"
+                outcomes.append("retry")
+        assert sorted(outcomes) == ["ok", "retry"]
+        assert conn.execute("SELECT count(*) FROM oncall WHERE on_call").fetchone() == (1,)
+        conn.commit()
+    finally:
+        a.close()
+        b.close()
