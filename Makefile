@@ -6,7 +6,7 @@ VPY       := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
 PROTO_SRC := $(wildcard protos/crdb_py/pb/*.proto)
 
-.PHONY: test test-slow lint protos protos-check bench demo clean
+.PHONY: test test-slow lint protos protos-check bench demo clean jepsen
 
 $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -25,6 +25,12 @@ lint: $(STAMP)
 
 protos: $(STAMP)
 	$(VPY) -m grpc_tools.protoc -I protos --python_out=. --pyi_out=. --grpc_python_out=. $(PROTO_SRC)
+
+# Jepsen soak: every workload x nemesis x commit setting on a fresh 3-node
+# LocalCluster; histories and verdicts under jepsen-results/<time>/.
+JEPSEN_ARGS ?= --ops 300 --time-limit 40
+jepsen: $(STAMP)
+	$(VPY) -m crdb_py.jepsen --matrix $(JEPSEN_ARGS)
 
 bench: $(STAMP)
 	$(VPY) bench/mvcc.py

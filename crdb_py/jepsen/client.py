@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol
 
@@ -247,6 +248,16 @@ class _NoTxn:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._db, name)
+
+    @property
+    def txn(self) -> _NoTxn:
+        return self
+
+    @property
+    def commit_timestamp(self) -> Any:
+        from crdb_py.util.hlc import Timestamp
+
+        return Timestamp(time.time_ns(), 0)  # "now": there is no transaction
 
     def commit(self) -> None:
         pass

@@ -119,6 +119,29 @@ class NoNemesis:
         pass
 
 
+def restart_node(ctx: NemesisContext, i: int) -> None:
+    """`cluster.restart(i)`, tolerating its last step failing: right after a
+    restart the cluster's admin channel to the node may still be in gRPC's
+    reconnect backoff ("connection refused"), so pushing the link-fault
+    table fails although the node is up. Push it again until it lands."""
+    try:
+        ctx.cluster.restart(i)
+        return
+    except Exception as e:
+        if not ctx.cluster.is_running(i):
+            raise
+        ctx.log("restart-push-faults-retry", node=i, error=repr(e))
+    last: Exception | None = None
+    for _ in range(40):
+        time.sleep(0.25)
+        try:
+            ctx.cluster.set_latency(ctx.cluster._faults.latency_ms)  # re-pushes the table
+            return
+        except Exception as e:
+            last = e
+    raise RuntimeError(f"node {i} restarted but never took its link-fault table") from last
+
+
 def _minority(ctx: NemesisContext) -> int:
     return ctx.rng.randrange(ctx.cluster.num_nodes)
 
@@ -141,15 +164,15 @@ class Kill:
 
     def heal(self, ctx: NemesisContext) -> None:
         for i in sorted(self.dead):
-            ctx.cluster.restart(i)
+            restart_node(ctx, i)
+            self.dead.discard(i)
             ctx.log("restart", node=i)
-        self.dead.clear()
 
     def heal_all(self, ctx: NemesisContext) -> None:
         self.heal(ctx)
         for i in range(ctx.cluster.num_nodes):
             if not ctx.cluster.is_running(i):
-                ctx.cluster.restart(i)
+                restart_node(ctx, i)
                 ctx.log("restart", node=i)
 
 
@@ -187,7 +210,7 @@ class ClockSkew:
         extra = ["--clock-offset-ms", f"{offset_ms:.1f}"] if offset_ms else []
         args.extend(extra)
         try:
-            ctx.cluster.restart(i)
+            restart_node(ctx, i)
         finally:
             del args[len(args) - len(extra):]
 
@@ -204,8 +227,8 @@ class ClockSkew:
     def heal(self, ctx: NemesisContext) -> None:
         for i in sorted(self.skewed):
             self._restart(ctx, i, 0.0)
+            self.skewed.discard(i)
             ctx.log("unskew", node=i)
-        self.skewed.clear()
 
     def heal_all(self, ctx: NemesisContext) -> None:
         self.heal(ctx)
