@@ -50,7 +50,27 @@ def _blocks(text: str) -> list[list[str]]:
 
 @pytest.mark.parametrize("path", FILES, ids=[p.stem for p in FILES])
 def test_logic(path: pathlib.Path, any_sess: SyncSession, rewrite: bool) -> None:
-    sess = any_sess
+    run_file(path, any_sess, rewrite)
+
+
+@pytest.mark.slow
+def test_logic_on_local_cluster() -> None:
+    """Every logic file, in order, against a 3-node LocalCluster (SQL runs in
+    this process over a DistSender client)."""
+    from crdb_py.embed import open_backend, release_backend
+    from crdb_py.localcluster import LocalCluster
+    from tests.sql.conftest import EmbeddedSession
+
+    with LocalCluster(3) as lc:
+        b = open_backend(",".join(lc.addresses))
+        try:
+            for path in FILES:
+                run_file(path, EmbeddedSession(b), False)  # type: ignore[arg-type]
+        finally:
+            release_backend(b)
+
+
+def run_file(path: pathlib.Path, sess: SyncSession, rewrite: bool) -> None:
     blocks = _blocks(path.read_text())
     assert blocks, "empty logic file"
     new_text: list[str] = []
