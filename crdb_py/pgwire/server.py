@@ -75,7 +75,7 @@ class _Portal:
     sent: int = 0
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class _Conn:
     reader: asyncio.StreamReader
     writer: asyncio.StreamWriter
@@ -101,6 +101,7 @@ class PGServer:
         self._server: asyncio.base_events.Server | None = None
         self._conns: dict[int, _Conn] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._all: set[_Conn] = set()
         self._pids = itertools.count(1000)
 
     @property
@@ -115,11 +116,16 @@ class PGServer:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        for t in list(self._tasks):
-            t.cancel()
-        for t in list(self._tasks):
-            with contextlib.suppress(BaseException):
-                await t
+        # Abort the sockets rather than cancel the tasks: each connection then
+        # ends through its normal EOF path and closes its session.
+        for c in list(self._all):
+            if c.running is not None:
+                c.running.cancel()
+            c.writer.transport.abort()
+        if self._tasks:
+            _, pending = await asyncio.wait(list(self._tasks), timeout=5)
+            for t in pending:
+                t.cancel()
         if self._server is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2)
@@ -131,6 +137,7 @@ class PGServer:
         assert task is not None
         self._tasks.add(task)
         c = _Conn(reader, writer, next(self._pids), secrets.randbits(31))
+        self._all.add(c)
         try:
             if await self._startup(c):
                 self._conns[c.pid] = c
@@ -144,6 +151,7 @@ class PGServer:
             await self._fatal(c, "XX000", f"internal error: {e}")
         finally:
             self._conns.pop(c.pid, None)
+            self._all.discard(c)
             if c.running is not None:
                 c.running.cancel()
             if c.session is not None:
@@ -156,7 +164,8 @@ class PGServer:
 
     async def _fatal(self, c: _Conn, code: str, message: str) -> None:
         with contextlib.suppress(Exception):
-            c.writer.write(M.error_response(code, message, severity="FATAL"))
+            c.writer.write(b"".join(c.out) + M.error_response(code, message, severity="FATAL"))
+            c.out.clear()
             await c.writer.drain()
 
     async def _flush(self, c: _Conn) -> None:
@@ -376,8 +385,8 @@ class PGServer:
         r.done()
         oids = stmt.info.param_oids
         if len(pfmts) not in (0, 1, len(raw)) or (oids and len(raw) != len(oids)):
-            raise ProtocolViolation(
-                f"bind message supplies {len(raw)} parameters, but prepared statement "
+            raise _sql_error(
+                "08P01", f"bind message supplies {len(raw)} parameters, but prepared statement "
                 f'"{name}" requires {len(oids)}')
         params = []
         for i, b in enumerate(raw):
@@ -437,8 +446,6 @@ class PGServer:
             c.out.append(M.PORTAL_SUSPENDED)
         else:
             c.out.append(M.command_complete(res.tag))
-        if not name:  # the unnamed portal lives until the next Bind; keep it re-executable
-            pass
 
     async def _close(self, c: _Conn, r: Reader) -> None:
         what, name = r.byte(), r.cstr()

@@ -68,6 +68,16 @@ def _values(text: str, params: Sequence[Any]) -> list[Any]:
     return out
 
 
+def _coerce(v: Any, c: Column) -> Any:
+    """An untyped (text) parameter takes its column's type, as in PostgreSQL."""
+    if isinstance(v, str) and c.type_oid == P.INT8:
+        try:
+            return int(v)
+        except ValueError:
+            raise FakeError("22P02", f"invalid input syntax for type bigint: {v!r}") from None
+    return v
+
+
 def _oid_of(v: Any) -> int:
     if isinstance(v, bool):
         return P.BOOL
@@ -189,6 +199,7 @@ class FakeSession:
                 if len(vals) != len(t.columns):
                     raise FakeError("42601", f"INSERT has {len(vals)} values, expected "
                                     f"{len(t.columns)}")
+                vals = [_coerce(v, c) for v, c in zip(vals, t.columns, strict=True)]
                 for c, v in zip(t.columns, vals, strict=True):
                     if v is None and c.name in t.not_null:
                         raise FakeError("23502", f'null value in column "{c.name}" violates '
