@@ -53,6 +53,10 @@ async def run_ddl(x: ExecCtx, node: exp.Expression) -> Result:
         if kind in ("DATABASE", "SCHEMA"):
             return await drop_database(x, node)
         raise E.unsupported(f"DROP {kind}")
+    if isinstance(node, exp.Alter):
+        from crdb_py.sql.exec_alter import run_alter
+
+        return await run_alter(x, node)
     if isinstance(node, exp.TruncateTable):
         for t in node.expressions:
             desc = await x.resolve_table(t)
@@ -93,6 +97,36 @@ def _col_type(kind: exp.DataType | None) -> tuple[T.SQLType, bool]:
     return T.from_datatype(kind), serial
 
 
+def column_def(item: exp.ColumnDef, col_id: int) -> tuple[
+        Column, bool, bool, list[tuple[str | None, exp.Expression]]]:
+    """A column from its definition: (column, is PK, is UNIQUE, CHECKs)."""
+    typ, serial = _col_type(item.args.get("kind"))
+    name = item.name
+    nullable, default = True, "unique_rowid()" if serial else None
+    is_pk = uniq = False
+    checks: list[tuple[str | None, exp.Expression]] = []
+    for cc in item.constraints:
+        k = cc.kind
+        if isinstance(k, exp.PrimaryKeyColumnConstraint):
+            is_pk = True
+        elif isinstance(k, exp.NotNullColumnConstraint):
+            nullable = bool(k.args.get("allow_null"))
+        elif isinstance(k, exp.DefaultColumnConstraint):
+            default = k.this.sql("postgres")
+        elif isinstance(k, exp.UniqueColumnConstraint):
+            uniq = True
+        elif isinstance(k, exp.CheckColumnConstraint):
+            checks.append((cc.name or None, k.this))
+        else:
+            raise E.unsupported(f"column constraint {cc.sql('postgres')}")
+    return Column(col_id, name, typ, nullable and not is_pk, default), is_pk, uniq, checks
+
+
+def check_name(name: str | None, e: exp.Expression, i: int) -> str:
+    cnames = sorted({c.name for c in e.find_all(exp.Column)})
+    return name or f"check_{'_'.join(cnames) or i}"
+
+
 async def create_table(x: ExecCtx, node: exp.Create) -> Result:
     schema = node.this
     if not isinstance(schema, exp.Schema):
@@ -109,28 +143,17 @@ async def create_table(x: ExecCtx, node: exp.Create) -> Result:
     checks: list[tuple[str | None, exp.Expression]] = []
     for item in schema.expressions:
         if isinstance(item, exp.ColumnDef):
-            typ, serial = _col_type(item.args.get("kind"))
-            name = item.name
-            if any(c.name == name for c in cols):
-                raise E.SQLError(f'column "{name}" specified more than once', "42701")
-            nullable, default = True, "unique_rowid()" if serial else None
-            for cc in item.constraints:
-                k = cc.kind
-                if isinstance(k, exp.PrimaryKeyColumnConstraint):
-                    if pk_names is not None:
-                        raise E.SQLError("multiple primary keys are not allowed", "42P16")
-                    pk_names = [name]
-                elif isinstance(k, exp.NotNullColumnConstraint):
-                    nullable = bool(k.args.get("allow_null"))
-                elif isinstance(k, exp.DefaultColumnConstraint):
-                    default = k.this.sql("postgres")
-                elif isinstance(k, exp.UniqueColumnConstraint):
-                    uniques.append([name])
-                elif isinstance(k, exp.CheckColumnConstraint):
-                    checks.append((cc.name or None, k.this))
-                else:
-                    raise E.unsupported(f"column constraint {cc.sql('postgres')}")
-            cols.append(Column(len(cols) + 1, name, typ, nullable, default))
+            if any(c.name == item.name for c in cols):
+                raise E.SQLError(f'column "{item.name}" specified more than once', "42701")
+            col, is_pk, uniq, chks = column_def(item, len(cols) + 1)
+            if is_pk:
+                if pk_names is not None:
+                    raise E.SQLError("multiple primary keys are not allowed", "42P16")
+                pk_names = [col.name]
+            if uniq:
+                uniques.append([col.name])
+            checks += chks
+            cols.append(col)
         elif isinstance(item, exp.PrimaryKey):
             if pk_names is not None:
                 raise E.SQLError("multiple primary keys are not allowed", "42P16")
@@ -175,16 +198,15 @@ async def create_table(x: ExecCtx, node: exp.Create) -> Result:
                              tuple(by_name[n].id for n in u), True))
     chk = []
     for i, (name, e) in enumerate(checks):
-        cnames = sorted({c.name for c in e.find_all(exp.Column)})
-        chk.append(Check(name or f"check_{'_'.join(cnames) or i}", e.sql("postgres")))
+        chk.append(Check(check_name(name, e, i), e.sql("postgres")))
     desc = TableDesc(table_id, db_id, tname, tuple(cols), primary, tuple(indexes), tuple(chk),
                      len(cols) + 1, len(indexes) + 2)
-    _validate_exprs(x, desc)
+    validate_exprs(x, desc)
     x.catalog.write_table(desc, new=True)
     return Result(tag="CREATE TABLE")
 
 
-def _validate_exprs(x: ExecCtx, desc: TableDesc) -> None:
+def validate_exprs(x: ExecCtx, desc: TableDesc) -> None:
     """Compile DEFAULT and CHECK expressions now, so a bad one fails the DDL."""
     empty = Compiler(Scope([]), x.ctx)
     for c in desc.columns:
