@@ -36,6 +36,7 @@ Row = tuple[bytes, bytes]
 
 
 class KVBatch(Protocol):
+    def get(self, key: bytes) -> Any: ...
     def put(self, key: bytes, value: bytes) -> Any: ...
     def delete(self, key: bytes) -> Any: ...
 
@@ -49,6 +50,7 @@ class KVTxn(Protocol):
     async def put(self, key: bytes, value: bytes) -> None: ...
     async def inc(self, key: bytes, delta: int = 1) -> int: ...
     def new_batch(self) -> Any: ...
+    async def run(self, b: Any) -> list[Any]: ...  # results with `.value` for gets
     async def commit_in_batch(self, b: Any) -> Any: ...
     async def commit(self) -> None: ...
     async def rollback(self) -> None: ...
@@ -102,6 +104,26 @@ class WriteBuffer:
             return self.writes[key]
         self.kv_reads += 1
         return await self.txn.get(key)
+
+    async def get_many(self, keys: list[bytes]) -> list[bytes | None]:
+        """Point reads of several keys in one KV batch (one round trip)."""
+        out: list[bytes | None] = [None] * len(keys)
+        remote = []
+        for i, k in enumerate(keys):
+            if k in self.writes:
+                out[i] = self.writes[k]
+            else:
+                remote.append(i)
+        if len(remote) == 1:
+            out[remote[0]] = await self.get(keys[remote[0]])
+        elif remote:
+            self.kv_reads += 1
+            b = self.txn.new_batch()
+            for i in remote:
+                b.get(keys[i])
+            for i, res in zip(remote, await self.txn.run(b)):
+                out[i] = res.value
+        return out
 
     async def scan(self, start: bytes, end: bytes, *, reverse: bool = False) -> list[Row]:
         """Rows in [start, end) merged with the buffer (ascending unless `reverse`)."""

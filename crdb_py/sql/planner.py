@@ -24,7 +24,9 @@ optional range [lo, hi] on column k+1::
            | prefix + 0x01                 (no lo: skip NULLs, which encode as 0x00)
     end    = end_of(prefix + enc(hi)) | prefix + enc(hi) | end_of(prefix)
 
-A point lookup (every PK column fixed) is a Get instead of a Scan.
+A point lookup (every PK column fixed) is a Get instead of a Scan; the
+Gets of an IN list, and the index join after a secondary-index scan, go in
+one KV batch.
 """
 
 from __future__ import annotations
@@ -250,22 +252,24 @@ async def fetch(buf: WriteBuffer, plan: ScanPlan) -> list[tuple[Any, ...]]:
     codec = RowCodec.of(plan.table)
     out: list[tuple[Any, ...]] = []
     if plan.index is plan.table.primary:
-        for sp in plan.spans:
-            if plan.point:
-                v = await buf.get(sp.start)
+        if plan.point:  # every Get in one batch
+            keys = [sp.start for sp in plan.spans]
+            for k, v in zip(keys, await buf.get_many(keys)):
                 if v is not None:
-                    out.append(codec.decode(sp.start, v))
-                continue
+                    out.append(codec.decode(k, v))
+            return out
+        for sp in plan.spans:
             for k, v in await buf.scan(sp.start, sp.end):
                 out.append(codec.decode(k, v))
         return out
-    for sp in plan.spans:  # secondary index, then an index join to the primary
+    pks = []  # secondary index, then an index join to the primary (one batch)
+    for sp in plan.spans:
         for k, v in await buf.scan(sp.start, sp.end):
-            pk = codec.pk_key_from_vals(codec.pk_from_index(plan.index, k, v))
-            row = await buf.get(pk)
-            if row is None:
-                raise E.SQLError(f"index {plan.index.name} points at a missing row", "XX000")
-            out.append(codec.decode(pk, row))
+            pks.append(codec.pk_key_from_vals(codec.pk_from_index(plan.index, k, v)))
+    for pk, row in zip(pks, await buf.get_many(pks)):
+        if row is None:
+            raise E.SQLError(f"index {plan.index.name} points at a missing row", "XX000")
+        out.append(codec.decode(pk, row))
     return out
 
 

@@ -10,6 +10,7 @@ discards them. Writes sent before commit (`put`) are buffered in the txn.
 from __future__ import annotations
 
 import bisect
+from types import SimpleNamespace
 from typing import Any
 
 from crdb_py.util import errors
@@ -18,6 +19,11 @@ from crdb_py.util import errors
 class FakeBatch:
     def __init__(self) -> None:
         self.ops: list[tuple[bytes, bytes | None]] = []
+        self.gets: list[bytes] = []
+
+    def get(self, key: bytes) -> FakeBatch:
+        self.gets.append(key)
+        return self
 
     def put(self, key: bytes, value: bytes) -> FakeBatch:
         self.ops.append((key, value))
@@ -127,6 +133,11 @@ class FakeTxn:
 
     def new_batch(self) -> FakeBatch:
         return FakeBatch()
+
+    async def run(self, b: FakeBatch) -> list[Any]:
+        if b.ops:
+            raise NotImplementedError("the SQL layer only batches reads before commit")
+        return [SimpleNamespace(value=await self.get(k)) for k in b.gets]
 
     async def commit_in_batch(self, b: FakeBatch) -> None:
         self._check()
