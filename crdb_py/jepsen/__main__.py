@@ -35,6 +35,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("-s", "--setting", action="append", choices=tuple(SETTINGS))
     p.add_argument("--ops", type=int, default=300, help="operations per run")
     p.add_argument("--time-limit", type=float, default=40.0, help="seconds per run")
+    p.add_argument("--final-timeout", type=float, default=30.0,
+                   help="seconds to retry each final read")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--nodes", type=int, default=3)
     p.add_argument("--results", default=f"jepsen-results/{time.strftime('%Y%m%d-%H%M%S')}")
@@ -42,11 +44,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     a = p.parse_args(argv)
     if a.matrix:
         specs = full_matrix(ops=a.ops, time_limit=a.time_limit, seed=a.seed,
+                            final_timeout=a.final_timeout,
                             workloads=a.workload or WORKLOAD_NAMES,
                             nemeses=a.nemesis or NEMESIS_NAMES,
                             settings=a.setting or tuple(SETTINGS))
     else:
-        specs = [RunSpec(w, n, s, ops=a.ops, time_limit=a.time_limit, seed=a.seed)
+        specs = [RunSpec(w, n, s, ops=a.ops, time_limit=a.time_limit, seed=a.seed,
+                         final_timeout=a.final_timeout)
                  for w in (a.workload or ["bank"]) for n in (a.nemesis or ["none"])
                  for s in (a.setting or ["parallel+pipelining"])]
     from rich.console import Console

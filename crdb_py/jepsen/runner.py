@@ -246,10 +246,12 @@ def run(spec: RunSpec, cluster: Any, results_dir: str,
 
 
 def full_matrix(*, ops: int = 300, time_limit: float = 40.0, seed: int = 0,
+                final_timeout: float = 30.0,
                 workloads: Sequence[str] = WORKLOAD_NAMES,
                 nemeses: Sequence[str] = NEMESIS_NAMES,
                 settings: Sequence[str] = tuple(SETTINGS)) -> list[RunSpec]:
-    return [RunSpec(w, n, s, ops=ops, time_limit=time_limit, seed=seed)
+    return [RunSpec(w, n, s, ops=ops, time_limit=time_limit, seed=seed,
+                    final_timeout=final_timeout)
             for w in workloads for n in nemeses for s in settings]
 
 
