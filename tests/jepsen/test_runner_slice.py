@@ -117,7 +117,7 @@ def test_coordinator_crash_is_recorded_as_ambiguous(cluster, results_dir) -> Non
 
 @pytest.mark.slow
 def test_full_matrix_code_path(tmp_path) -> None:
-    specs = full_matrix(ops=40, time_limit=5)
+    specs = full_matrix(ops=40, time_limit=5, final_timeout=5)
     with LocalCluster(nodes=3, sync=False) as c:
         results = run_matrix(specs, c, str(tmp_path))
         assert len(results) == len(specs) == 5 * 6 * 4
