@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import struct
 import uuid
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 
 from crdb_py.util.errors import InvalidArgumentError
@@ -95,7 +95,36 @@ def encode(v: Any, oid: int, fmt: int) -> bytes:
         base = _PG_EPOCH_TZ if v.tzinfo is not None else _PG_EPOCH
         d = v - base
         return struct.pack("!q", (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds)
+    if oid == NUMERIC:
+        return _binary_numeric(Decimal(v))
     raise _bad(f"binary format is not supported for type {NAMES.get(oid, oid)}")
+
+
+def _binary_numeric(v: Decimal) -> bytes:
+    """numeric's binary form: base-10000 digits, weight of the first, sign, display scale."""
+    if not v.is_finite():
+        return struct.pack("!hhHH", 0, 0, 0xC000, 0)
+    sign, digits, exp = v.as_tuple()
+    assert isinstance(exp, int)
+    s = "".join(map(str, digits)) + "0" * max(exp, 0)
+    point = len(s) + min(exp, 0)  # digits before the decimal point
+    if point < 0:
+        s, point = "0" * -point + s, 0
+    ip, fp = s[:point], s[point:]
+    ip = "0" * (-len(ip) % 4) + ip
+    fp = fp + "0" * (-len(fp) % 4)
+    groups = [int(ip[i:i + 4]) for i in range(0, len(ip), 4)]
+    weight = len(groups) - 1
+    groups += [int(fp[i:i + 4]) for i in range(0, len(fp), 4)]
+    while groups and groups[0] == 0:
+        groups.pop(0)
+        weight -= 1
+    while groups and groups[-1] == 0:
+        groups.pop()
+    if not groups:
+        weight = 0
+    head = struct.pack("!hhHH", len(groups), weight, 0x4000 if sign else 0, max(-exp, 0))
+    return head + struct.pack(f"!{len(groups)}H", *groups)
 
 
 # ---- parameters -----------------------------------------------------------------------------
@@ -171,9 +200,7 @@ def _numeric_binary(b: bytes) -> Decimal:
     ndigits, weight, sign, dscale = struct.unpack("!hhHH", b[:8])
     if sign == 0xC000:
         return Decimal("NaN")
-    digits = struct.unpack(f"!{ndigits}H", b[8:8 + 2 * ndigits])
-    v = Decimal(0)
-    for i, d in enumerate(digits):
-        v += Decimal(d).scaleb(4 * (weight - i))
-    v = v.quantize(Decimal(1).scaleb(-dscale)) if dscale else v.quantize(Decimal(1))
-    return -v if sign == 0x4000 else v
+    groups = struct.unpack(f"!{ndigits}H", b[8:8 + 2 * ndigits])
+    s = "".join(f"{d:04d}" for d in groups) or "0"
+    v = Decimal((1 if sign == 0x4000 else 0, tuple(int(c) for c in s), 4 * (weight - ndigits + 1)))
+    return v.quantize(Decimal((0, (1,), -dscale)), context=Context(prec=len(s) + dscale + 8))
