@@ -39,6 +39,8 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--advertise-addr", default="", help="HOST:PORT other nodes dial (default: listen addr)"
     )
     s.add_argument("--join", default="", help="comma-separated HOST:PORT of cluster nodes")
+    s.add_argument("--sql-addr", default="",
+                   help="HOST:PORT for PostgreSQL clients (psql, psycopg); port 0 = any free one")
     s.add_argument(
         "--join-timeout", type=float, default=30.0,
         help="give up if no --join address answers for this many seconds",
@@ -126,6 +128,7 @@ def node_config_from_args(args: argparse.Namespace) -> Any:
         max_offset_ms=args.max_offset_ms,
         clock_offset_ms=args.clock_offset_ms,
         liveness_timeout=args.liveness_timeout,
+        sql_addr=args.sql_addr,
     )
 
 
@@ -185,7 +188,9 @@ async def _start(args: argparse.Namespace) -> int:
                 init.result()
             except CrdbError as exc:
                 return _error(str(exc))
-            print(f"node {node.node_id} ready, listening on {node.address}", flush=True)
+            sql = f"; SQL clients: postgresql://root@{node.sql_address}/defaultdb" \
+                if node.sql_address else ""
+            print(f"node {node.node_id} ready, listening on {node.address}{sql}", flush=True)
             if args.ready_file:
                 _write_file(
                     args.ready_file,
@@ -195,6 +200,7 @@ async def _start(args: argparse.Namespace) -> int:
                             "address": node.address,
                             "pid": os.getpid(),
                             "cluster_id": node.ident.cluster_id if node.ident else "",
+                            "sql_address": node.sql_address,
                         }
                     ),
                 )

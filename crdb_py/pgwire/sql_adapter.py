@@ -22,13 +22,14 @@ backend takes an optional `{user: SCRAM verifier}` map.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from crdb_py.pgwire import pgtypes as P
 from crdb_py.pgwire.backend import Column, PreparedInfo, StatementResult, TxnStatus
 from crdb_py.pgwire.pgcatalog import ColumnInfo, TableInfo
 from crdb_py.sql import types as T
+from crdb_py.sql.errors import SQLError
 from crdb_py.sql.kv import KVStore
 from crdb_py.sql.parse import split_statements
 from crdb_py.sql.session import Session, TxnState
@@ -119,14 +120,21 @@ class SQLAdapterSession:
 
 
 class SQLAdapterBackend:
-    """`SQLBackend` over a node's KV store."""
+    """`SQLBackend` over a node's KV store. `store` may be a callable returning
+    the store, or None while the node has not joined a cluster yet (sessions
+    are then refused with 57P03, "cannot connect now")."""
 
-    def __init__(self, store: KVStore, *, verifiers: Mapping[str, str] | None = None) -> None:
-        self.store = store
+    def __init__(self, store: KVStore | Callable[[], KVStore | None], *,
+                 verifiers: Mapping[str, str] | None = None) -> None:
+        self._store = store
         self.verifiers = dict(verifiers or {})
 
     async def new_session(self, user: str, database: str) -> SQLAdapterSession:
-        s = Session(self.store)
+        store = self._store() if callable(self._store) else self._store
+        if store is None:
+            raise SQLError("the node is not initialized yet: run `crdb-py init` or wait for "
+                           "it to join its cluster", "57P03")
+        s = Session(store)
         if database and database != s.database:
             await s.execute(f'USE "{database}"' if database.isidentifier() else f"USE {database}")
         return SQLAdapterSession(s)

@@ -105,6 +105,7 @@ class NodeConfig:
     max_offset_ms: float = 500.0
     clock_offset_ms: float = 0.0  # testing: skew of this node's physical clock (jepsen nemesis)
     store_knobs: dict[str, Any] = field(default_factory=dict)  # extra StoreConfig fields
+    sql_addr: str = ""  # HOST:PORT of the PostgreSQL wire server (port 0 = any); "" = none
 
 
 # Factories: the seams tests replace (a fake store, an in-process transport).
@@ -194,6 +195,7 @@ class Node:
         self.transport: Any = None
         self.store: Any = None
         self.db: Any = None
+        self.sql_server: Any = None  # crdb_py.pgwire.server.PGServer when config.sql_addr
         self.registry: NodeRegistry | None = None
         self.ident: StoreIdent | None = None
         self.started_at_nanos = 0
@@ -248,6 +250,8 @@ class Node:
                 )
             self.transport = self._transport_factory(self)
             await self.transport.start()
+            if self.config.sql_addr:
+                await self._start_sql_server()
         except BaseException:
             await self._close_resources()
             raise
@@ -285,7 +289,32 @@ class Node:
         self._tasks.clear()
         await self._close_resources()
 
+    async def _start_sql_server(self) -> None:
+        """The PostgreSQL wire server; sessions are refused (57P03) until the
+        node has joined a cluster and its KV client exists."""
+        from crdb_py.pgwire.server import PGServer
+        from crdb_py.pgwire.sql_adapter import SQLAdapterBackend
+
+        host, _, port = self.config.sql_addr.rpartition(":")
+        self.sql_server = PGServer(SQLAdapterBackend(lambda: self.db), host or "127.0.0.1",
+                                   int(port))
+        await self.sql_server.start()
+
+    @property
+    def sql_address(self) -> str:
+        """HOST:PORT of the SQL (pgwire) server once started, else ""."""
+        if self.sql_server is None:
+            return ""
+        h, p = self.sql_server.address
+        return f"{h}:{p}"
+
     async def _close_resources(self) -> None:
+        if self.sql_server is not None:
+            try:
+                await self.sql_server.close()
+            except Exception:
+                log.exception("n%d: error closing the SQL server", self.node_id)
+            self.sql_server = None
         if self.store is not None:
             try:
                 await self.store.stop()
