@@ -427,10 +427,13 @@ class Compiler:
 
         def f(r: Any) -> Any:
             v = a(r)
+            xs = items(r)
+            if not xs:
+                return False  # x IN (empty) is false even for a NULL x
             if v is None:
                 return None
             saw_null = False
-            for x in items(r):
+            for x in xs:
                 if x is None:
                     saw_null = True
                 elif compare(v, x) == 0:

@@ -4,7 +4,7 @@ BY). The generated SQL stays inside the common subset: no `/` (sqlite
 divides integers), no LIKE (sqlite's is case-insensitive), no AVG (float vs
 DECIMAL), text compared only with text.
 
-Each hypothesis example builds one table (optionally with a secondary
+Each hypothesis example builds two tables (t optionally with a secondary
 index, so the planner's spans are exercised), inserts rows, then runs
 QUERIES_PER_EXAMPLE queries: EXAMPLES x QUERIES_PER_EXAMPLE cases per run.
 """
@@ -67,8 +67,30 @@ def pred(draw: st.DrawFn, depth: int = 0) -> str:
 
 
 @st.composite
+def join_query(draw: st.DrawFn) -> tuple[str, bool]:
+    kind = draw(st.sampled_from(["JOIN", "LEFT JOIN", "JOIN", "LEFT JOIN", ", "]))
+    lcol, rcol = draw(st.sampled_from(["a", "c", "id"])), draw(st.sampled_from(["a", "c", "id"]))
+    extra = draw(st.sampled_from(["", f" AND t.c < {draw(st.integers(-3, 3))}",
+                                  f" AND u.b >= '{draw(st.sampled_from(['a', 'b']))}'"]))
+    where = ""
+    if draw(st.booleans()):
+        where = draw(st.sampled_from([
+            f" WHERE t.a > {draw(st.integers(-4, 4))}", " WHERE u.id IS NULL",
+            f" WHERE u.c = {draw(st.integers(-4, 4))} OR t.b = 'a'",
+            " WHERE t.id IN (SELECT c FROM u WHERE c IS NOT NULL)",
+            " WHERE t.a NOT IN (SELECT a FROM u WHERE a > 0)"]))
+    if kind == ", ":
+        on = f" WHERE t.{lcol} = u.{rcol}"
+        where = where.replace(" WHERE ", " AND ", 1)
+        return f"SELECT t.id, u.id, t.b, u.a FROM t, u{on}{extra}{where}", False
+    return f"SELECT t.id, u.id, t.b, u.a FROM t {kind} u ON t.{lcol} = u.{rcol}{extra}{where}", False
+
+
+@st.composite
 def query(draw: st.DrawFn) -> tuple[str, bool]:
     """(sql, ordered)."""
+    if draw(st.integers(0, 4)) == 0:
+        return draw(join_query())
     where = f" WHERE {draw(pred())}" if draw(st.integers(0, 4)) else ""
     shape = draw(st.sampled_from(["rows", "rows", "group", "agg", "distinct"]))
     if shape == "rows":
@@ -106,10 +128,11 @@ def _norm(v: Any) -> Any:
 
 @settings(max_examples=EXAMPLES, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(rows=rows_st, index=index_st, unique=st.booleans(),
-       queries=st.lists(query(), min_size=QUERIES_PER_EXAMPLE, max_size=QUERIES_PER_EXAMPLE))
-def test_matches_sqlite(rows: list[tuple[Any, Any, Any]], index: str | None, unique: bool,
-                        queries: list[tuple[str, bool]]) -> None:
+@given(rows=rows_st, urows=st.lists(st.tuples(ints, texts, ints), max_size=8),
+       index=index_st, queries=st.lists(query(), min_size=QUERIES_PER_EXAMPLE,
+                                        max_size=QUERIES_PER_EXAMPLE))
+def test_matches_sqlite(rows: list[tuple[Any, Any, Any]], urows: list[tuple[Any, Any, Any]],
+                        index: str | None, queries: list[tuple[str, bool]]) -> None:
     lite = sqlite3.connect(":memory:")
     loop = asyncio.new_event_loop()
     s = Session(FakeKV())
@@ -125,10 +148,12 @@ def test_matches_sqlite(rows: list[tuple[Any, Any, Any]], index: str | None, uni
         if index:
             # a unique index could reject the rows: only non-unique on generated data
             both(f"CREATE INDEX t_idx ON t ({index})")
-        if rows:
-            vals = ", ".join(
-                "(" + ", ".join([str(i)] + [_lit(v) for v in r]) + ")" for i, r in enumerate(rows))
-            both(f"INSERT INTO t VALUES {vals}")
+        both("CREATE TABLE u (id INT PRIMARY KEY, a INT, b TEXT, c INT)")
+        for table, rs in (("t", rows), ("u", urows)):
+            if rs:
+                vals = ", ".join("(" + ", ".join([str(i)] + [_lit(v) for v in r]) + ")"
+                                 for i, r in enumerate(rs))
+                both(f"INSERT INTO {table} VALUES {vals}")
         for sql, ordered in queries:
             ours, theirs = both(sql)
             ours_n = [tuple(_norm(v) for v in r) for r in ours]
