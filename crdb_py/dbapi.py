@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as _dt
 import random
 import re
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
@@ -197,7 +198,7 @@ class Connection:
             self.rollback()
 
     def __del__(self) -> None:  # best effort for forgotten connections
-        if not getattr(self, "closed", True):
+        if not getattr(self, "closed", True) and not sys.is_finalizing():
             try:
                 self.close()
             except Exception:  # interpreter shutdown etc.
