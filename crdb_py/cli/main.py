@@ -41,6 +41,10 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     s.add_argument("--join", default="", help="comma-separated HOST:PORT of cluster nodes")
     s.add_argument("--sql-addr", default="",
                    help="HOST:PORT for PostgreSQL clients (psql, psycopg); port 0 = any free one")
+    s.add_argument("--sql-auth", choices=("loopback-trust", "trust", "scram"),
+                   default="loopback-trust",
+                   help="PostgreSQL client authentication: trust loopback clients (default), "
+                        "trust everyone, or always ask for a SCRAM-SHA-256 password")
     s.add_argument(
         "--join-timeout", type=float, default=30.0,
         help="give up if no --join address answers for this many seconds",
@@ -129,6 +133,7 @@ def node_config_from_args(args: argparse.Namespace) -> Any:
         clock_offset_ms=args.clock_offset_ms,
         liveness_timeout=args.liveness_timeout,
         sql_addr=args.sql_addr,
+        sql_auth=args.sql_auth,
     )
 
 

@@ -25,7 +25,19 @@ from crdb_py.pgwire import pgtypes as P
 from crdb_py.pgwire.backend import Column, StatementResult
 
 TABLE_OID_BASE = 100_000
-INDEX_OID_BASE = 200_000
+SERVER_VERSION = "13.0.0"
+# Server parameters as ParameterStatus reports them at start-up; SHOW answers them too.
+SERVER_PARAMS = {"server_version": SERVER_VERSION, "server_encoding": "UTF8",
+                 "client_encoding": "UTF8", "DateStyle": "ISO, MDY", "IntervalStyle": "postgres",
+                 "integer_datetimes": "on", "standard_conforming_strings": "on", "TimeZone": "UTC"}
+_SHOW_EXTRA = {"transaction isolation level": "serializable", "transaction_isolation": "serializable",
+               "default_transaction_isolation": "serializable", "server_version_num": "130000",
+               "max_identifier_length": "63"}
+_SHOWABLE = {k.lower(): (k, v) for k, v in SERVER_PARAMS.items()} | {
+    k: (k.replace(" ", "_"), v) for k, v in _SHOW_EXTRA.items()}
+_RE_SHOW = re.compile(r"^SHOW\s+(\w+(?:\s+\w+)*?)\s*;?$", re.I)
+_RE_FUNC = re.compile(r"^SELECT\s+(?:pg_catalog\.)?(version|current_database|current_schema|"
+                      r"current_user|session_user)\s*(?:\(\s*\))?\s*;?$", re.I)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +56,10 @@ class TableInfo:
 
 
 class Introspector(Protocol):
+    user: str
+
+    def current_database(self) -> str: ...
+
     async def databases(self) -> list[str]: ...
 
     async def tables(self) -> list[TableInfo]:
@@ -87,6 +103,11 @@ def answer(sql: str, session: Any) -> Awaitable[StatementResult] | None:
 
 
 def _route(s: str) -> Any:
+    m = _RE_SHOW.match(s)
+    if m and m.group(1).lower() in _SHOWABLE:
+        return _show
+    if _RE_FUNC.match(s):
+        return _function
     if "pg_catalog." not in s and "pg_" not in s:
         return None
     for needle, fn in _ROUTES:
@@ -138,6 +159,22 @@ async def _lookup_oid(s: str, intro: Introspector) -> StatementResult:
     keep = set(_filter(s, [t.name for t in tables]))
     rows = [(TABLE_OID_BASE + i, "public", t.name) for i, t in enumerate(tables) if t.name in keep]
     return _result(_cols("oid:o", "nspname", "relname"), rows)
+
+
+async def _show(s: str, intro: Introspector) -> StatementResult:
+    m = _RE_SHOW.match(s)
+    assert m is not None
+    name, value = _SHOWABLE[m.group(1).lower()]
+    return StatementResult("SHOW", _cols(name), [(value,)])
+
+
+async def _function(s: str, intro: Introspector) -> StatementResult:
+    m = _RE_FUNC.match(s)
+    assert m is not None
+    fn = m.group(1).lower()
+    value = {"version": f"PostgreSQL {SERVER_VERSION} (crdb-py)", "current_schema": "public",
+             "current_database": intro.current_database()}.get(fn)
+    return _result(_cols(fn), [(intro.user if value is None else value,)])
 
 
 async def _empty(s: str, intro: Introspector) -> StatementResult:

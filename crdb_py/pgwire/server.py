@@ -52,7 +52,6 @@ log = logging.getLogger(__name__)
 
 AuthMode = Literal["trust", "scram", "loopback-trust"]
 MAX_MESSAGE = 64 << 20
-SERVER_VERSION = "13.0.0"
 
 
 class QueryCanceled(Exception):
@@ -209,12 +208,9 @@ class PGServer:
             code, message = _error_fields(e)
             await self._fatal(c, code, message)
             return False
-        status = {"server_version": SERVER_VERSION, "server_encoding": "UTF8",
-                  "client_encoding": "UTF8", "DateStyle": "ISO, MDY", "IntervalStyle": "postgres",
-                  "integer_datetimes": "on", "standard_conforming_strings": "on",
-                  "TimeZone": "UTC", "is_superuser": "on" if user == "root" else "off",
-                  "session_authorization": user,
-                  "application_name": params.get("application_name", "")}
+        status = dict(pgcatalog.SERVER_PARAMS) | {
+            "is_superuser": "on" if user == "root" else "off", "session_authorization": user,
+            "application_name": params.get("application_name", "")}
         c.out.append(M.auth(0))
         c.out.extend(M.parameter_status(k, v) for k, v in status.items())
         c.out.append(M.backend_key_data(c.pid, c.secret))

@@ -16,13 +16,14 @@ layer onto the seam in backend.py:
   statements run on the same session.
 
 Passwords: the SQL layer has no `CREATE USER ... PASSWORD` yet, so the
-backend takes an optional `{user: SCRAM verifier}` map.
+backend takes an optional `{user: SCRAM verifier}` map and/or an async
+`lookup(user)` (to be pointed at the users table once it exists).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from crdb_py.pgwire import pgtypes as P
@@ -67,8 +68,9 @@ def placeholder_count(sql: str) -> int:
 
 
 class SQLAdapterSession:
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, user: str) -> None:
         self.session = session
+        self.user = user
 
     def split(self, sql: str) -> list[str]:
         return [s for s in split_statements(sql) if s.strip()]
@@ -100,6 +102,9 @@ class SQLAdapterSession:
         return self
 
     # Introspector ----------------------------------------------------------------------------
+    def current_database(self) -> str:
+        return self.session.database
+
     async def databases(self) -> list[str]:
         return [r[0] for r in (await self.session.execute("SHOW DATABASES")).rows]
 
@@ -125,9 +130,11 @@ class SQLAdapterBackend:
     are then refused with 57P03, "cannot connect now")."""
 
     def __init__(self, store: KVStore | Callable[[], KVStore | None], *,
-                 verifiers: Mapping[str, str] | None = None) -> None:
+                 verifiers: Mapping[str, str] | None = None,
+                 lookup: Callable[[str], Awaitable[str | None]] | None = None) -> None:
         self._store = store
         self.verifiers = dict(verifiers or {})
+        self._lookup = lookup  # e.g. a read of the SQL layer's users table, once it exists
 
     async def new_session(self, user: str, database: str) -> SQLAdapterSession:
         store = self._store() if callable(self._store) else self._store
@@ -137,7 +144,11 @@ class SQLAdapterBackend:
         s = Session(store)
         if database and database != s.database:
             await s.execute(f'USE "{database}"' if database.isidentifier() else f"USE {database}")
-        return SQLAdapterSession(s)
+        return SQLAdapterSession(s, user)
 
     async def password_verifier(self, user: str) -> str | None:
+        if self._lookup is not None:
+            v = await self._lookup(user)
+            if v is not None:
+                return v
         return self.verifiers.get(user)

@@ -106,6 +106,7 @@ class NodeConfig:
     clock_offset_ms: float = 0.0  # testing: skew of this node's physical clock (jepsen nemesis)
     store_knobs: dict[str, Any] = field(default_factory=dict)  # extra StoreConfig fields
     sql_addr: str = ""  # HOST:PORT of the PostgreSQL wire server (port 0 = any); "" = none
+    sql_auth: str = "loopback-trust"  # pgwire: "trust" | "scram" | "loopback-trust"
 
 
 # Factories: the seams tests replace (a fake store, an in-process transport).
@@ -297,7 +298,7 @@ class Node:
 
         host, _, port = self.config.sql_addr.rpartition(":")
         self.sql_server = PGServer(SQLAdapterBackend(lambda: self.db), host or "127.0.0.1",
-                                   int(port))
+                                   int(port), auth=self.config.sql_auth)  # type: ignore[arg-type]
         await self.sql_server.start()
 
     @property

@@ -160,6 +160,9 @@ class FakeSession:
         return self
 
     # Introspector (crdb_py/pgwire/pgcatalog.py) ----------------------------------------------
+    def current_database(self) -> str:
+        return self.database
+
     async def databases(self) -> list[str]:
         return ["defaultdb", "postgres"]
 

@@ -252,3 +252,17 @@ def test_malformed_message_gets_an_error_and_no_crash(srv: Running, wire: Wire, 
     fresh = Wire(srv.host, srv.port)
     fresh.startup()
     assert rows(fresh.query("SELECT 4")) == [["4"]]
+
+
+@pytest.mark.parametrize("sql,expected", [
+    ("SHOW server_version", [["13.0.0"]]),
+    ("show TRANSACTION ISOLATION LEVEL", [["serializable"]]),
+    ("SHOW standard_conforming_strings;", [["on"]]),
+    ("SELECT version()", [["PostgreSQL 13.0.0 (crdb-py)"]]),
+    ("SELECT pg_catalog.current_database()", [["defaultdb"]]),
+    ("SELECT current_user", [["root"]]),
+])
+def test_server_parameters_and_session_functions(wire: Wire, sql: str, expected: list[list[str]]) -> None:
+    msgs = wire.query(sql)
+    assert "E" not in kinds(msgs), msgs
+    assert rows(msgs) == expected

@@ -98,3 +98,34 @@ def test_psql_against_the_real_session(sql: Running) -> None:
     assert " balance | numeric |           |          | 0" in out
     assert '"accounts_pkey" PRIMARY KEY, btree (id)' in out
     assert '"accounts_owner_idx" btree (owner)' in out
+
+
+def test_scram_with_a_verifier_lookup(start_server: Callable[..., Running]) -> None:
+    from crdb_py.pgwire.scram import make_verifier
+
+    stored = {"bob": make_verifier("pw-bob", iterations=1024)}
+    asked: list[str] = []
+
+    async def lookup(user: str) -> str | None:
+        asked.append(user)
+        return stored.get(user)
+
+    r = start_server(SQLAdapterBackend(FakeKV(), lookup=lookup), auth="scram")
+    with psycopg.connect(r.dsn(user="bob", password="pw-bob"), connect_timeout=10) as conn:
+        assert conn.execute("SELECT 1 + 1").fetchone() == (2,)
+    with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+        psycopg.connect(r.dsn(user="bob", password="nope"), connect_timeout=10)
+    assert asked == ["bob", "bob"]
+
+
+def test_named_prepared_statements_on_the_real_session(sql: Running) -> None:
+    with psycopg.connect(sql.dsn(), autocommit=True, connect_timeout=10) as conn:
+        conn.execute("CREATE TABLE p (k INT PRIMARY KEY, v STRING)")
+        for i in range(6):  # psycopg prepares server-side after a few executions
+            conn.execute("INSERT INTO p VALUES (%s, %s)", (i, f"v{i}"), prepare=i > 2)
+        for i in range(6):
+            cur = conn.execute("SELECT v FROM p WHERE k = %s", (i,), prepare=True)
+            assert cur.fetchone() == (f"v{i}",)
+            assert cur.description is not None and cur.description[0].name == "v"
+        cur = conn.execute("INSERT INTO p VALUES (%s, %s) RETURNING k", (10, "x"))
+        assert cur.fetchone() == (10,)
