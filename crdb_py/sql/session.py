@@ -29,9 +29,11 @@ States (after PostgreSQL / CockroachDB's connExecutor)::
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import enum
 import itertools
+import random
 import threading
 import time
 from typing import Any
@@ -141,6 +143,7 @@ class Session:
                 if type(e).retryable and attempt < self.max_retries:
                     attempt += 1
                     self.retries += 1
+                    await asyncio.sleep(_backoff(attempt))
                     continue
                 raise
             except BaseException:
@@ -352,6 +355,13 @@ class Session:
                 lines.append(f"... {len(writes) - 20} more writes")
             return Result([("info", T_STRING)], [(ln,) for ln in head + lines], len(lines) + 1)
         raise E.unsupported(f"statement kind {k}")
+
+
+def _backoff(attempt: int) -> float:
+    """Jittered exponential backoff between automatic retries (the first is immediate)."""
+    if attempt <= 1:
+        return 0.0
+    return min(0.5, 0.002 * 2 ** min(attempt, 10)) * (0.5 + random.random() / 2)
 
 
 def _writes_since(buf: WriteBuffer, sp: int) -> list[tuple[bytes, bool]]:
