@@ -93,7 +93,7 @@ def msg(kind: bytes, body: bytes = b"") -> bytes:
     return kind + struct.pack("!i", len(body) + 4) + body
 
 
-def _c(s: str) -> bytes:
+def cstr(s: str) -> bytes:
     return s.encode() + b"\x00"
 
 
@@ -102,7 +102,7 @@ def auth(code: int, data: bytes = b"") -> bytes:
 
 
 def parameter_status(k: str, v: str) -> bytes:
-    return msg(b"S", _c(k) + _c(v))
+    return msg(b"S", cstr(k) + cstr(v))
 
 
 def backend_key_data(pid: int, secret: int) -> bytes:
@@ -114,27 +114,27 @@ def ready_for_query(status: str) -> bytes:
 
 
 def command_complete(tag: str) -> bytes:
-    return msg(b"C", _c(tag))
+    return msg(b"C", cstr(tag))
 
 
 def error_response(code: str, message: str, *, severity: str = "ERROR",
                    detail: str | None = None, hint: str | None = None) -> bytes:
-    body = b"S" + _c(severity) + b"V" + _c(severity) + b"C" + _c(code) + b"M" + _c(message)
+    body = b"S" + cstr(severity) + b"V" + cstr(severity) + b"C" + cstr(code) + b"M" + cstr(message)
     if detail:
-        body += b"D" + _c(detail)
+        body += b"D" + cstr(detail)
     if hint:
-        body += b"H" + _c(hint)
+        body += b"H" + cstr(hint)
     return msg(b"E", body + b"\x00")
 
 
 def notice_response(message: str, code: str = "00000") -> bytes:
-    return msg(b"N", b"SNOTICE\x00VNOTICE\x00C" + _c(code) + b"M" + _c(message) + b"\x00")
+    return msg(b"N", b"SNOTICE\x00VNOTICE\x00C" + cstr(code) + b"M" + cstr(message) + b"\x00")
 
 
 def row_description(cols: Sequence[Column], formats: Sequence[int]) -> bytes:
     body = struct.pack("!h", len(cols))
     for i, c in enumerate(cols):
-        body += _c(c.name) + struct.pack("!ihihih", 0, 0, c.type_oid,
+        body += cstr(c.name) + struct.pack("!ihihih", 0, 0, c.type_oid,
                                          SIZES.get(c.type_oid, -1), -1, formats[i])
     return msg(b"T", body)
 

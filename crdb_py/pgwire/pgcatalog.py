@@ -4,7 +4,7 @@ psql implements its backslash commands as catalog queries against
 `pg_catalog` (pg_database, pg_class, pg_attribute, pg_index, ...), which the
 SQL layer does not have. Rather than build those tables, this module
 recognises the exact queries psql 13-15 sends (captured with `psql -E`
-against this server; they are pinned in tests/pgwire/test_psql.py) and
+against this server; they are pinned in tests/pgwire/testdata/psql15_describe.sql) and
 answers them from a small `Introspector` the session offers through
 `catalog()`. A recognised query that psql only uses to probe optional
 features (policies, statistics objects, publications, inheritance...)

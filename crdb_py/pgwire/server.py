@@ -230,7 +230,7 @@ class PGServer:
         if mode == "trust":
             return True
         scram = ScramServer(await self.backend.password_verifier(user))
-        c.writer.write(M.auth(10, M._c(MECHANISM) + b"\x00"))
+        c.writer.write(M.auth(10, M.cstr(MECHANISM) + b"\x00"))
         await c.writer.drain()
         try:
             r = Reader(await self._read_auth(c))
