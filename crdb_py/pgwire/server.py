@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 from crdb_py.pgwire import messages as M
 from crdb_py.pgwire import pgcatalog, pgtypes
-from crdb_py.pgwire.backend import PreparedInfo, SQLBackend, SQLSession, StatementResult
+from crdb_py.pgwire.backend import Column, PreparedInfo, SQLBackend, SQLSession, StatementResult
 from crdb_py.pgwire.messages import ProtocolViolation, Reader
 from crdb_py.pgwire.scram import MECHANISM, ScramError, ScramServer
 
@@ -404,8 +404,8 @@ class PGServer:
             c.out.append(M.parameter_description(
                 [o or pgtypes.TEXT for o in stmt.info.param_oids]))
             cols = stmt.info.columns
-            if cols is None and not stmt.info.param_oids and _looks_like_query(stmt.sql):
-                cols = (await self._run(c, stmt.sql, [])).columns
+            if cols is None:
+                cols = await self._probe_columns(c, stmt)
             c.out.append(M.row_description(cols, [0] * len(cols)) if cols else M.NO_DATA)
             return
         if what != "P":
@@ -419,6 +419,21 @@ class PGServer:
             cols = p.result.columns if p.result.returns_rows else []
         p.formats = _formats(p.raw_formats, len(cols))
         c.out.append(M.row_description(cols, p.formats) if cols else M.NO_DATA)
+
+    async def _probe_columns(self, c: _Conn, stmt: _Prepared) -> list[Column]:
+        """The columns of a query whose shape only execution tells: run it with
+        NULL parameters. Only outside a transaction block (where its error, if
+        any, has no lasting effect) and only for read-only statement forms;
+        otherwise the client is told NoData."""
+        if not _looks_like_query(stmt.sql) or self._status(c) != "I":
+            return []
+        try:
+            res = await self._run(c, stmt.sql, [None] * len(stmt.info.param_oids))
+        except QueryCanceled:
+            raise
+        except Exception:
+            return []
+        return res.columns
 
     async def _execute(self, c: _Conn, r: Reader) -> None:
         name, max_rows = r.cstr(), r.i32()

@@ -129,3 +129,23 @@ def test_named_prepared_statements_on_the_real_session(sql: Running) -> None:
             assert cur.description is not None and cur.description[0].name == "v"
         cur = conn.execute("INSERT INTO p VALUES (%s, %s) RETURNING k", (10, "x"))
         assert cur.fetchone() == (10,)
+
+
+def test_describe_statement_of_a_parameterized_query(sql: Running) -> None:
+    """Clients like pgx Describe a statement before binding: the columns come back."""
+    from tests.pgwire.conftest import Wire, column_names, kinds
+
+    w = Wire(sql.host, sql.port)
+    w.startup()
+    w.query("CREATE TABLE d (k INT PRIMARY KEY, v STRING)")
+    w.parse("s", "SELECT v, k FROM d WHERE k = $1")
+    w.describe("S", "s")
+    msgs = w.sync()
+    assert kinds(msgs) == "1tTZ"
+    assert column_names(msgs[2][1]) == ["v", "k"]
+    w.query("BEGIN")  # inside a transaction block the statement is not run: NoData
+    w.parse("s2", "SELECT v FROM d WHERE k = $1")
+    w.describe("S", "s2")
+    msgs = w.sync()
+    assert kinds(msgs) == "1tnZ" and msgs[-1][1] == b"T"
+    w.close()
