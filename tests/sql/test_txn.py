@@ -134,9 +134,11 @@ def test_implicit_statement_retried(t: SyncSession) -> None:
     assert t.s.retries == 3
     assert t.rows("SELECT v FROM t WHERE k = 7") == [(70,)]
     t.kv.fail_next_commits = 1000
+    t.s.max_retries = 5
     with pytest.raises(CrdbError) as ei:
         t.ex("INSERT INTO t VALUES (8, 80)")
     assert ei.value.sqlstate == "40001"
+    assert t.s.retries == 3 + 5  # gave up after max_retries
     t.kv.fail_next_commits = 0
     assert t.rows("SELECT count(*) FROM t WHERE k = 8") == [(0,)]
 
