@@ -93,3 +93,33 @@ def test_statement_cache_reuses_parses(sess: SyncSession) -> None:
         sess.ex("INSERT INTO t (k, s) VALUES ($1, 'c')", 100 + i)
     assert cache.hits - h0 >= 4
     assert sess.rows("SELECT count(*) FROM t") == [(5,)]
+
+
+TOKENS = ["SELECT", "INSERT", "INTO", "t", "VALUES", "(", ")", ",", "k", "s", "*", "FROM",
+          "WHERE", "=", "1", "'x'", "NULL", "AND", "OR", "NOT", "IN", "GROUP", "BY", "ORDER",
+          "LIMIT", "-", "+", "/", "%", "99999999999999999999999", "1.5e308", "true", "UPDATE",
+          "SET", "DELETE", "CREATE", "TABLE", "INDEX", "ON", "JOIN", "LEFT", "::",
+          "INT", "DATE", "UUID", "BETWEEN", "LIKE", "count(*)", "sum(k)", "$1", "%s", ";",
+          "CAST", "AS", "CASE", "WHEN", "THEN", "END", "EXISTS", "DISTINCT", "HAVING", "\x00"]
+
+
+def test_garbage_never_leaks_python_errors(sess: SyncSession) -> None:
+    """Random token soup: every outcome is success or a CrdbError with a
+    SQLSTATE; the table's rows are never corrupted (they still decode)."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    for s in SETUP:
+        sess.ex(s)
+
+    @settings(max_examples=150, deadline=None, database=None)
+    @given(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=12))
+    def run(tokens: list[str]) -> None:
+        sql = " ".join(tokens)
+        try:
+            sess.ex(sql, 1)
+        except CrdbError as e:
+            assert len(e.sqlstate) == 5 and str(e), sql
+        sess.rows("SELECT * FROM t")  # still decodes
+
+    run()
