@@ -298,3 +298,41 @@ def test_every_captured_psql_catalog_query_is_answered() -> None:
     assert ("public", "t", "table", "root") in flat  # \dt
     assert (pgcatalog.TABLE_OID_BASE, "public", "t") in flat  # \d t: the oid lookup
     assert ("a", "int8", None, True, None, "", "") in flat  # \d t: the columns
+
+
+def test_random_bytes_never_break_the_server(srv: Running, caplog: pytest.LogCaptureFixture) -> None:
+    """Fuzz: any byte string after start-up ends in an ErrorResponse, a normal
+    answer or a closed socket, never a hang or a dead server."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    kinds_ = st.sampled_from(list(b"QPBDESCHXpdfF!\x00"))
+
+    @st.composite
+    def message(draw: st.DrawFn) -> bytes:
+        body = draw(st.binary(max_size=40))
+        n = draw(st.one_of(st.just(len(body) + 4), st.integers(-5, 80)))
+        return bytes([draw(kinds_)]) + struct.pack("!i", n) + body
+
+    @settings(max_examples=40, suppress_health_check=list(HealthCheck), deadline=None)
+    @given(st.lists(message(), min_size=1, max_size=4))
+    def one(msgs: list[bytes]) -> None:
+        w = Wire(srv.host, srv.port)
+        w.startup()
+        w.sock.settimeout(0.15)
+        w.send(b"".join(msgs) + b"S" + struct.pack("!i", 4))
+        try:
+            while True:
+                kind, _ = w.read()
+                if kind == "Z":
+                    break
+        except (EOFError, ConnectionError, TimeoutError, OSError):
+            pass  # closed after a fatal error, or waiting for the rest of a long message
+        w.close()
+
+    one()
+    bugs = [r for r in caplog.records if r.name.startswith("crdb_py.pgwire") and r.levelname == "ERROR"]
+    assert not bugs, [r.getMessage() for r in bugs]  # no "internal error" paths were hit
+    fresh = Wire(srv.host, srv.port)
+    fresh.startup()
+    assert rows(fresh.query("SELECT 6")) == [["6"]]
