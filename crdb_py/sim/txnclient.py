@@ -10,8 +10,10 @@ what the M5 coordinator (`crdb_py/kvclient/txn/`) is *not* for.
 `ScriptedTxn` keeps only the bookkeeping a test needs to build valid
 requests: the `Transaction` proto (forwarded by every response), the next
 sequence number, the keys written (lock spans) and the writes not yet
-proven (in-flight writes, for a STAGING EndTxn). It never retries, refreshes
-or pushes on its own. `start_heartbeat()` runs the one background loop a
+proven (in-flight writes, for a STAGING EndTxn). It never retries or pushes on
+its own; the one thing it does unasked is what any coordinator must: a
+commit whose writes were pushed above the read timestamp refreshes its
+reads first (`commit(refresh=False)` sends it as is). `start_heartbeat()` runs the one background loop a
 live coordinator has; stopping it (or never starting it) is how a scenario
 "kills" a coordinator.
 
@@ -228,10 +230,19 @@ class ScriptedTxn:
         self.heartbeats += 1
         return rec
 
-    async def commit(self) -> data_pb2.Transaction:
-        """EndTxn(commit) naming every lock; returns the txn as the server left it."""
+    async def commit(self, *, refresh: bool = True) -> data_pb2.Transaction:
+        """EndTxn(commit) naming every lock; returns the txn as the server left it.
+        If a write was pushed (write ts > read ts, e.g. by the timestamp cache
+        of a new lease) the reads are refreshed first, as a coordinator's span
+        refresher would (`refresh=False` to send the commit as is)."""
+        if refresh:
+            await self._refresh_if_pushed()
         br = await self.send(self.end_txn_req(commit=True))
         return br.header.txn
+
+    async def _refresh_if_pushed(self) -> None:
+        if self.write_ts > self.read_ts:
+            await self.refresh()
 
     async def rollback(self) -> data_pb2.Transaction:
         br = await self.send(self.end_txn_req(commit=False))
@@ -242,6 +253,7 @@ class ScriptedTxn:
         writes = list(self.in_flight if in_flight is None else in_flight)
         if not writes:
             raise ValueError("a STAGING commit needs at least one in-flight write")
+        await self._refresh_if_pushed()
         br = await self.send(self.end_txn_req(commit=True, in_flight=writes))
         return br.header.txn
 

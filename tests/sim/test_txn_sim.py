@@ -89,17 +89,45 @@ async def three_ranges(loop: vloop.VirtualEventLoop) -> KVSim:
     return sim
 
 
+async def lease_churn(sim: KVSim, stop: asyncio.Event) -> int:
+    """Move a random range's lease to another node now and then every
+    0.1-0.6 s; returns how many transfers succeeded."""
+    rng = sim.loop.fork_rng("churn")
+    moved = 0
+    while not stop.is_set():
+        key = rng.choice([b"a", b"n", b"u"])
+        others = [i for i in sim.live() if i != sim.leaseholder(key)]
+        try:
+            await asyncio.wait_for(sim.cluster.db().admin_transfer_lease(key, rng.choice(others)), 5)
+            moved += 1
+        except Exception:
+            pass
+        await asyncio.sleep(rng.uniform(0.1, 0.6))
+    return moved
+
+
 def run_on_sim(
-    scenario: Callable[..., Awaitable[dict[str, Any]]], seed: int, **kwargs: Any
+    scenario: Callable[..., Awaitable[dict[str, Any]]],
+    seed: int,
+    *,
+    churn: bool = False,
+    **kwargs: Any,
 ) -> dict[str, Any]:
     async def main(loop: vloop.VirtualEventLoop) -> dict[str, Any]:
         sim = await three_ranges(loop)
+        stop = asyncio.Event()
+        mover = asyncio.ensure_future(lease_churn(sim, stop)) if churn else None
+        moved = 0
         try:
             out = await scenario(SimEnv(sim), **kwargs)
             out["leases"] = [sim.leaseholder(k) for k in (b"a", b"n", b"u")]
-            return out
         finally:
+            stop.set()
+            if mover is not None:
+                moved = await mover
             await sim.close()
+        out["moved"] = moved
+        return out
 
     return vloop.run(main, seed=seed, max_time=300.0)
 
@@ -134,6 +162,22 @@ def test_txn_scenario_many_seeds(name, scenario, kwargs, seed):
     run_on_sim(scenario, seed, **kwargs)
 
 
+CHURN = [s for s in SCENARIOS if not s[0].startswith("deadlock")]
+
+
+@pytest.mark.parametrize(("name", "scenario", "kwargs"), CHURN, ids=[s[0] for s in CHURN])
+def test_txn_scenario_under_lease_transfers(name, scenario, kwargs):
+    out = run_on_sim(scenario, 1, churn=True, **kwargs)
+    assert out["moved"] >= 1, "no lease moved: the churn did nothing"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", SLOW_SEEDS)
+@pytest.mark.parametrize(("name", "scenario", "kwargs"), SCENARIOS, ids=IDS)
+def test_txn_scenario_under_lease_transfers_many_seeds(name, scenario, kwargs, seed):
+    run_on_sim(scenario, seed, churn=True, **kwargs)
+
+
 def test_same_seed_same_outcome():
     a = run_on_sim(sc.deadlock, 202, keys=(b"a-d3", b"n-d3", b"u-d3"))
     b = run_on_sim(sc.deadlock, 202, keys=(b"a-d3", b"n-d3", b"u-d3"))
@@ -166,14 +210,6 @@ async def rollback_after_push_abort(loop: vloop.VirtualEventLoop) -> list[tuple[
         await sim.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Replica._eval_write returns early when a write batch is empty and there is no "
-        "updated_txn, skipping _after_apply: EndTxn(rollback) of an already-ABORTED record "
-        "whose intents all lie on other ranges loses Result.resolve_intents"
-    ),
-)
 def test_rollback_of_push_aborted_txn_resolves_its_intents_on_other_ranges():
     assert vloop.run(rollback_after_push_abort, seed=1, max_time=120.0) == []
 
@@ -243,14 +279,6 @@ async def pipelined_write_then_conflict(loop: vloop.VirtualEventLoop) -> tuple[b
         await sim.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Replica.send releases latches (cm.finish) as soon as an async-consensus write is "
-        "proposed, not when it applies: a conflicting write evaluates before the pipelined "
-        "intent is on the engine, does not wait, and commits a value above a live intent"
-    ),
-)
 def test_write_after_a_pipelined_intent_waits_for_its_txn():
     waited, left = vloop.run(pipelined_write_then_conflict, seed=1, max_time=120.0)
     assert left, "the pipelined intent was never written"

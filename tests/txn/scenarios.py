@@ -280,7 +280,7 @@ async def read_write(env: Env, *, interfere: bool) -> dict[str, Any]:
         eq.start_heartbeat()
         eq_get = asyncio.ensure_future(eq.get(b"w"))
         assert await still_waiting(eq_get, 1.0), "an equal-priority read above a live intent waits"
-        err = await expect_error(t1.commit())
+        err = await expect_error(t1.commit(refresh=False))
         assert isinstance(err, TransactionRetryError) and err.reason == "RETRY_SERIALIZABLE", err
         rec = await t1.heartbeat()  # learn the pushed timestamp
         assert ts_from_proto(rec.meta.write_timestamp) > hi.read_ts >= t1_ts
