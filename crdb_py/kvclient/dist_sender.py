@@ -217,6 +217,35 @@ class DistSender:
         if self.gateway_node_id and not out.header.gateway_node_id:
             out.header.gateway_node_id = self.gateway_node_id
         deadline = self._clock() + self.retry.timeout
+        kinds = [kb.kind(r) for r in out.requests]
+        if "end_txn" in kinds and "query_intent" in kinds and out.requests[kinds.index("end_txn")].end_txn.in_flight_writes:
+            # divideAndSendParallelCommit: proofs apart from the STAGING batch
+            qi = [i for i, k in enumerate(kinds) if k == "query_intent"]
+            rest = [i for i, k in enumerate(kinds) if k != "query_intent"]
+            parts = []
+            for idx in (qi, rest):
+                b = BatchRequest()
+                b.header.CopyFrom(out.header)
+                for i in idx:
+                    b.requests.append(out.requests[i])
+                parts.append(b)
+            res = await asyncio.gather(
+                *(self._divide_and_send(b, kb.batch_addr_span(b), False, deadline, attempt=0) for b in parts),
+                return_exceptions=True,
+            )
+            errs = []
+            for idx, r in zip((qi, rest), res):
+                if isinstance(r, BaseException):
+                    _remap_index(r, idx)
+                    errs.append(r)
+            if errs:
+                raise _pick_error(errs)
+            br = _new_response(out)
+            for idx, r in zip((qi, rest), res):
+                _merge_header(br, r)
+                for local, orig in enumerate(idx):
+                    br.responses[orig].CopyFrom(r.responses[local])
+            return br
         return await self._divide_and_send(
             out, kb.batch_addr_span(out), reverse, deadline, attempt=0
         )

@@ -320,7 +320,15 @@ class Replica:
                     await self._ensure_lease()
                     if not is_write:
                         return self._eval_read(ba)
-                    return await self._eval_write(ba)
+                    br, pending = await self._eval_write(ba)
+                    if pending is not None and not pending.done():
+                        # Async consensus (a pipelined write): the client has
+                        # its answer, but the latches stay until the command
+                        # applies — a later QueryIntent or a recovery must not
+                        # evaluate before the intent exists.
+                        held, g = g, None
+                        pending.add_done_callback(lambda _f, held=held: cm.finish(held))
+                    return br
                 except WriteIntentError as e:
                     g = await cm.handle_write_intent_error(g, e)
                 except TransactionPushError as e:
@@ -335,7 +343,8 @@ class Replica:
                         ba = _forced_push(ba)
                     g = await cm.sequence(creq)
         finally:
-            cm.finish(g)
+            if g is not None:
+                cm.finish(g)
 
     def _assign_timestamp(self, ba: api_pb2.BatchRequest) -> api_pb2.BatchRequest:
         h = ba.header
@@ -398,7 +407,11 @@ class Replica:
             ts = self.tscache.push_write_ts(req.header.key, req.header.end_key or None, ts, txn_id)
         return ts
 
-    async def _eval_write(self, ba: api_pb2.BatchRequest) -> api_pb2.BatchResponse:
+    async def _eval_write(
+        self, ba: api_pb2.BatchRequest
+    ) -> tuple[api_pb2.BatchResponse, asyncio.Future[None] | None]:
+        """Evaluate and propose a write batch; returns the response and, for
+        async consensus, the future of the command's application."""
         assert self.desc is not None
         h = ba.header
         is_txn = h.HasField("txn")
@@ -436,8 +449,13 @@ class Replica:
             self._apply_tscache_bumps(res.tscache_bumps)
             self._record_reads(work)
             if batch.count() == 0 and not res.updated_txn:
-                # Nothing to replicate (e.g. a push that found nothing to do).
-                return self._finish_write_response(br, work, res)
+                # Nothing to replicate (e.g. a push that found nothing to do,
+                # a rollback of an already aborted txn): the local side
+                # effects (intents to resolve elsewhere) still happen.
+                done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                done.set_result(None)
+                self._after_apply(done, res)
+                return self._finish_write_response(br, work, res), None
             cmd = RaftCommand(
                 id=os.urandom(8),
                 proposer_lease_seq=self.lease.sequence if self.lease is not None else 0,
@@ -450,7 +468,7 @@ class Replica:
                 await self._wait(fut, wait=not h.async_consensus)
             except _Reproposal:
                 continue
-            return self._finish_write_response(br, work, res)
+            return self._finish_write_response(br, work, res), (fut if h.async_consensus else None)
         raise AmbiguousResultError(f"{self}: command could not be applied after repeated reproposals")
 
     def _finish_write_response(self, br: api_pb2.BatchResponse, work: api_pb2.BatchRequest, res: Result) -> api_pb2.BatchResponse:
@@ -649,14 +667,25 @@ class Replica:
             return
         if target.type != data_pb2.VOTER_FULL:
             raise InvalidArgumentError(f"cannot transfer the lease to learner {target}")
+        # From here on this replica serves nothing (reads above the new
+        # lease's start would escape the new holder's timestamp cache) until
+        # the transfer's outcome is known: applied (the lease moved) or
+        # rejected. A timeout does not end it: the command may still apply.
         self.transferring_to = target.replica_id
+        fut = self.request_lease(transfer_to=target)
+
+        def settled(_f: asyncio.Future[None]) -> None:
+            if self.transferring_to == target.replica_id:
+                self.transferring_to = 0
+
+        fut.add_done_callback(settled)
         try:
-            await asyncio.wait_for(self.request_lease(transfer_to=target),
-                                   self.store.config.lease_request_timeout)
-        except BaseException:
-            self.transferring_to = 0
-            raise
-        self.transferring_to = 0
+            await asyncio.wait_for(asyncio.shield(fut), self.store.config.lease_request_timeout)
+        except TimeoutError:
+            raise AmbiguousResultError(
+                f"{self}: lease transfer to n{target_node_id} did not apply within "
+                f"{self.store.config.lease_request_timeout:.0f}s; it may still apply"
+            ) from None
         self.raw_node.transfer_leader(target.replica_id)
         self.store.enqueue(self)
 
@@ -730,9 +759,12 @@ class Replica:
         # *behind* the completions of commands applied earlier in this same
         # batch (those pop their proposal first), so a command that did apply
         # is never reported as failed.
+        # Lease requests based on an older lease will be rejected at apply
+        # too: fail them with the rest (a pending transfer ends here).
         stale = [
             cid for cid, p in self.proposals.items()
-            if not p.cmd.is_lease_request and p.cmd.proposer_lease_seq != new.sequence
+            if (p.cmd.proposer_lease_seq != new.sequence and not p.cmd.is_lease_request)
+            or (p.cmd.is_lease_request and p.cmd.prev_lease_seq != new.sequence)
         ]
         err = self._not_leaseholder(new.replica.replica_id)
 

@@ -17,7 +17,6 @@ from types import ModuleType
 import pytest
 
 from crdb_py.kvclient.db import Batch
-from crdb_py.util.errors import TransactionRetryError
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "bench" / "commit_latency.py"
@@ -122,14 +121,6 @@ def test_smoke_run_writes_outputs_and_leaks_nothing(tmp_path: Path) -> None:
     assert all(_gone(p) for p in pids), "a node process outlived the benchmark"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=TransactionRetryError,
-    reason="server bug: Replica.send releases an async-consensus write's latches when the "
-    "write is proposed, not when it applies, so the coordinator's QueryIntent proof "
-    "(or a recovery's) evaluates before the intent exists and reports it missing: "
-    "every pipelined txn on a real cluster restarts with RETRY_ASYNC_WRITE_FAILURE",
-)
 def test_pipelined_write_is_proven_without_restart() -> None:
     from crdb_py.localcluster import LocalCluster
 

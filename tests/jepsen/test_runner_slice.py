@@ -87,7 +87,6 @@ def test_list_append_under_splits_and_lease_moves_runs(cluster, results_dir) -> 
     assert any(e["what"] in ("split", "lease") for e in r.nemesis_events)
 
 
-@pytest.mark.xfail(strict=False, reason=SERVER_PIPELINING_BUG)
 def test_list_append_under_splits_and_lease_moves_is_serializable(cluster, results_dir) -> None:
     r = _run("list-append-split", cluster, results_dir)
     assert r.valid, f"{r.history_path}\n{r.verdict.explanation}\n{r.error or ''}"

@@ -104,6 +104,8 @@ def declare_keys(
     spans: SpanSet,
 ) -> None:
     tr.declare_record(header.txn.meta, spans)
+    if req.commit and req.in_flight_writes:
+        return  # a parallel commit resolves nothing locally (CockroachDB's declareKeysEndTxn)
     wts = write_timestamp(header)
     pts = [data_pb2.Span(key=w.key) for w in req.in_flight_writes]
     for sp in [*req.lock_spans, *pts]:

@@ -158,7 +158,9 @@ class TxnWaitQueue:
             self._note_record(pushee_record)
         detector: asyncio.Task[None] | None = None
         try:
-            if w.pusher is not None and self.detect_deadlocks:
+            # A pusher without an anchor key has written nothing: it holds no
+            # lock and has no record, so it cannot be part of a cycle.
+            if w.pusher is not None and self.detect_deadlocks and w.pusher.meta.key:
                 detector = asyncio.ensure_future(self._detect_deadlocks(w))
             return await self._wait(w)
         finally:

@@ -108,7 +108,6 @@ def test_transactions_on_a_cluster(parallel: bool, pipelining: bool) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason=f"{_SERVER_LATCH_BUG}; {_SERVER_QUERY_TXN_BUG}", strict=False)
 @pytest.mark.parametrize("parallel", [True, False])
 @pytest.mark.parametrize("pipelining", [True, False])
 def test_concurrent_bank_on_a_cluster(parallel: bool, pipelining: bool) -> None:
