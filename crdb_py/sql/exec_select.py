@@ -302,7 +302,8 @@ async def _select(x: ExecCtx, sel: exp.Select) -> Relation:
     comp = Compiler(rel.scope, x.ctx, agg=aggregating)
     items: list[Any]  # per output row: the input row, or (rep, rows) group
     if aggregating:
-        gfns = [Compiler(rel.scope, x.ctx)(g) for g in (group.expressions if group else [])]
+        gexprs = [_group_expr(g, projs, rel.scope) for g in (group.expressions if group else [])]
+        gfns = [Compiler(rel.scope, x.ctx)(g) for g in gexprs]
         groups: dict[tuple[Any, ...], tuple[Any, list[Any]]] = {}
         for r in rel.rows:
             key = _hkey(tuple(g(r) for g in gfns))
@@ -348,6 +349,24 @@ async def _select(x: ExecCtx, sel: exp.Select) -> Relation:
     out = await _limit(x, sel, out)
     types = [_out_type(p, rel.scope, out, i) for i, p in enumerate(projs)]
     return Relation(Scope([ScopeCol(None, n, t) for n, t in zip(names, types)]), out)
+
+
+def _group_expr(g: exp.Expression, projs: list[exp.Expression], scope: Scope) -> exp.Expression:
+    """GROUP BY 2 / GROUP BY alias refer to the select list (as in PostgreSQL)."""
+    if isinstance(g, exp.Literal) and not g.is_string:
+        i = int(g.this) - 1
+        if not 0 <= i < len(projs):
+            raise E.SQLError(f"GROUP BY position {i + 1} is not in select list", "42P10")
+        p = projs[i]
+        return p.this if isinstance(p, exp.Alias) else p
+    if isinstance(g, exp.Column) and not g.table:
+        try:
+            scope.resolve(None, g.name)
+        except E.SQLError:
+            for p in projs:
+                if isinstance(p, exp.Alias) and p.alias == g.name:
+                    return p.this
+    return g
 
 
 def _out_type(p: exp.Expression, scope: Scope, rows: list[Any], i: int) -> T.SQLType:
