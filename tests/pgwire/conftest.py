@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import shutil
 import socket
 import struct
+import subprocess
 import threading
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
@@ -61,6 +64,38 @@ def start_server() -> Iterator[Callable[..., Running]]:
 @pytest.fixture
 def srv(start_server: Callable[..., Running]) -> Running:
     return start_server()
+
+
+def _install_psql() -> str | None:
+    """psql, installed from Debian's postgresql-client when missing and we may
+    (root with apt-get; CRDB_PY_NO_INSTALL=1 turns this off)."""
+    path = shutil.which("psql")
+    if path or os.environ.get("CRDB_PY_NO_INSTALL") == "1":
+        return path
+    if shutil.which("apt-get") is None or os.geteuid() != 0:
+        return None
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    for cmd in (["apt-get", "install", "-y", "-q", "postgresql-client"],
+                ["apt-get", "update", "-q"],
+                ["apt-get", "install", "-y", "-q", "postgresql-client"]):
+        try:
+            subprocess.run(cmd, env=env, capture_output=True, timeout=300, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        path = shutil.which("psql")
+        if path:
+            return path
+    return None
+
+
+@pytest.fixture(scope="session")
+def psql() -> str:
+    """The psql binary; the test is skipped (saying why) only if it cannot be had."""
+    path = _install_psql()
+    if path is None:
+        pytest.skip("psql not found and could not be installed: "
+                    "apt-get install -y postgresql-client")
+    return path
 
 
 # ---- a raw protocol client ----------------------------------------------------------------------

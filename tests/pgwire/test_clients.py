@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import threading
 import time
@@ -12,8 +11,6 @@ import pytest
 from psycopg import errors
 
 from tests.pgwire.conftest import Running
-
-PSQL = shutil.which("psql")
 
 
 def test_psycopg_parameterized_queries(srv: Running) -> None:
@@ -90,11 +87,9 @@ SELECT owner FROM accounts WHERE id = 2;
 """
 
 
-@pytest.mark.skipif(PSQL is None, reason="psql not found: apt-get install -y postgresql-client")
-def test_psql_script_with_backslash_commands(srv: Running, tmp_path: object) -> None:
-    assert PSQL is not None
+def test_psql_script_with_backslash_commands(srv: Running, psql: str, tmp_path: object) -> None:
     p = subprocess.run(
-        [PSQL, "-X", "-v", "ON_ERROR_STOP=1", "-h", srv.host, "-p", str(srv.port), "-U", "root",
+        [psql, "-X", "-v", "ON_ERROR_STOP=1", "-h", srv.host, "-p", str(srv.port), "-U", "root",
          "-d", "defaultdb"],
         input=PSQL_SCRIPT, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
@@ -111,11 +106,9 @@ def test_psql_script_with_backslash_commands(srv: Running, tmp_path: object) -> 
     assert " bob\n(1 row)" in out
 
 
-@pytest.mark.skipif(PSQL is None, reason="psql not found: apt-get install -y postgresql-client")
-def test_psql_reports_errors_with_sqlstate(srv: Running) -> None:
-    assert PSQL is not None
+def test_psql_reports_errors_with_sqlstate(srv: Running, psql: str) -> None:
     p = subprocess.run(
-        [PSQL, "-X", "-v", "VERBOSITY=verbose", "-h", srv.host, "-p", str(srv.port), "-U", "root",
+        [psql, "-X", "-v", "VERBOSITY=verbose", "-h", srv.host, "-p", str(srv.port), "-U", "root",
          "-d", "defaultdb", "-c", "SELECT * FROM nope", "-c", "SELECT 11"],
         capture_output=True, text=True, timeout=60)
     assert "ERROR:  42P01:" in p.stderr and 'relation "nope" does not exist' in p.stderr

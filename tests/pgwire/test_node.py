@@ -15,8 +15,6 @@ from psycopg import errors
 
 from tests.cli.procs import cli, reap, spawn, wait_file
 
-PSQL = shutil.which("psql")
-
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -50,8 +48,9 @@ def test_node_serves_postgres_clients(tmp_path: Path) -> None:
             with pytest.raises(errors.UniqueViolation):
                 conn.execute("INSERT INTO kv VALUES (1, 'dup')")
             conn.rollback()
-        if PSQL is not None:
-            out = subprocess.run([PSQL, "-X", "-h", "127.0.0.1", "-p", str(sql_port), "-U", "root",
+        psql = shutil.which("psql")  # the psql tests proper live in test_clients.py
+        if psql is not None:
+            out = subprocess.run([psql, "-X", "-h", "127.0.0.1", "-p", str(sql_port), "-U", "root",
                                   "-d", "defaultdb", "-c", "\\d kv", "-c", "SELECT * FROM kv"],
                                  capture_output=True, text=True, timeout=60)
             assert out.returncode == 0, out.stderr

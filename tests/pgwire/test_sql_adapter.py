@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import shutil
 import subprocess
 import uuid
 from collections.abc import Callable
@@ -18,8 +17,6 @@ from crdb_py.pgwire.sql_adapter import SQLAdapterBackend, format_type, placehold
 from crdb_py.sql import types as T
 from tests.pgwire.conftest import Running
 from tests.sql.fake_kv import FakeKV
-
-PSQL = shutil.which("psql")
 
 
 @pytest.fixture
@@ -79,14 +76,12 @@ def test_transactions_and_errors_through_the_real_session(sql: Running) -> None:
         assert conn.execute("SELECT v FROM kv WHERE k = %s", (2,)).fetchone() == ("z",)
 
 
-@pytest.mark.skipif(PSQL is None, reason="psql not found: apt-get install -y postgresql-client")
-def test_psql_against_the_real_session(sql: Running) -> None:
-    assert PSQL is not None
+def test_psql_against_the_real_session(sql: Running, psql: str) -> None:
     script = ("CREATE TABLE accounts (id INT PRIMARY KEY, owner STRING NOT NULL, balance DECIMAL "
               "DEFAULT 0);\nCREATE INDEX accounts_owner_idx ON accounts (owner);\n"
               "INSERT INTO accounts (id, owner) VALUES (1, 'ann');\nSELECT * FROM accounts;\n"
               "\\l\n\\dt\n\\d accounts\n")
-    p = subprocess.run([PSQL, "-X", "-v", "ON_ERROR_STOP=1", "-h", sql.host, "-p", str(sql.port),
+    p = subprocess.run([psql, "-X", "-v", "ON_ERROR_STOP=1", "-h", sql.host, "-p", str(sql.port),
                         "-U", "root", "-d", "defaultdb"],
                        input=script, capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
