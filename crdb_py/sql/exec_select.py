@@ -19,7 +19,16 @@ from sqlglot import exp
 
 from crdb_py.sql import errors as E
 from crdb_py.sql import types as T
-from crdb_py.sql.expr import Compiler, Scope, ScopeCol, has_agg, output_name, sort_key_cmp, truthy
+from crdb_py.sql.expr import (
+    AGGS,
+    Compiler,
+    Scope,
+    ScopeCol,
+    has_agg,
+    output_name,
+    sort_key_cmp,
+    truthy,
+)
 from crdb_py.sql.planner import fetch, plan_scan, pretty_span
 from crdb_py.sql.runtime import DEFAULT, ExecCtx, Relation, table_scope
 
@@ -304,6 +313,8 @@ async def _select(x: ExecCtx, sel: exp.Select) -> Relation:
     if aggregating:
         gexprs = [_group_expr(g, projs, rel.scope) for g in (group.expressions if group else [])]
         gfns = [Compiler(rel.scope, x.ctx)(g) for g in gexprs]
+        _check_grouped([p.this if isinstance(p, exp.Alias) else p for p in projs] +
+                       ([having.this] if having is not None else []), gexprs, rel.scope)
         groups: dict[tuple[Any, ...], tuple[Any, list[Any]]] = {}
         for r in rel.rows:
             key = _hkey(tuple(g(r) for g in gfns))
@@ -367,6 +378,26 @@ def _group_expr(g: exp.Expression, projs: list[exp.Expression], scope: Scope) ->
                 if isinstance(p, exp.Alias) and p.alias == g.name:
                     return p.this
     return g
+
+
+def _check_grouped(exprs: list[exp.Expression], gexprs: list[exp.Expression],
+                   scope: Scope) -> None:
+    """Outside aggregates, only grouped expressions may be referenced (42803)."""
+    gcols = {scope.resolve(g.table or None, g.name) for g in gexprs if isinstance(g, exp.Column)}
+    gsql = {g.sql() for g in gexprs if not isinstance(g, exp.Column)}
+
+    def prune(n: exp.Expression) -> bool:
+        return isinstance(n, (*AGGS, exp.Subquery, exp.Exists)) or (
+            bool(gsql) and not isinstance(n, exp.Column) and n.sql() in gsql)
+
+    for e in exprs:
+        for n in e.walk(prune=prune):
+            if isinstance(n, exp.Column) and not isinstance(n.this, exp.Star) and \
+                    (n.sql() not in gsql) and \
+                    scope.resolve(n.table or None, n.name) not in gcols:
+                raise E.SQLError(
+                    f'column "{n.name}" must appear in the GROUP BY clause or be used in an '
+                    "aggregate function", "42803")
 
 
 def _out_type(p: exp.Expression, scope: Scope, rows: list[Any], i: int) -> T.SQLType:
