@@ -77,7 +77,7 @@ class RunSpec:
     time_limit: float = 30.0
     concurrency: int = 4
     seed: int = 0
-    nemesis_interval: float = 2.0
+    nemesis_interval: float = 1.0
     nemesis_duration: float = 2.0
     quiet: float = 1.0
     op_timeout: float = 10.0
