@@ -30,6 +30,7 @@ from crdb_py.pgwire import pgtypes as P
 from crdb_py.pgwire.backend import Column, PreparedInfo, StatementResult, TxnStatus
 from crdb_py.pgwire.pgcatalog import ColumnInfo, TableInfo
 from crdb_py.sql import types as T
+from crdb_py.sql.catalog import DEFAULT_DB
 from crdb_py.sql.errors import SQLError
 from crdb_py.sql.kv import KVStore
 from crdb_py.sql.parse import split_statements
@@ -141,9 +142,9 @@ class SQLAdapterBackend:
         if store is None:
             raise SQLError("the node is not initialized yet: run `crdb-py init` or wait for "
                            "it to join its cluster", "57P03")
-        s = Session(store)
-        if database and database != s.database:
-            await s.execute(f'USE "{database}"' if database.isidentifier() else f"USE {database}")
+        # As in CockroachDB, connecting to a database that does not exist succeeds;
+        # statements then fail with 3D000 until `CREATE DATABASE` or `USE`.
+        s = Session(store, database=(database or DEFAULT_DB).lower())
         return SQLAdapterSession(s, user)
 
     async def password_verifier(self, user: str) -> str | None:

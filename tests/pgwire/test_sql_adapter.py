@@ -144,3 +144,15 @@ def test_describe_statement_of_a_parameterized_query(sql: Running) -> None:
     msgs = w.sync()
     assert kinds(msgs) == "1tnZ" and msgs[-1][1] == b"T"
     w.close()
+
+
+def test_connecting_to_a_missing_database(sql: Running) -> None:
+    """CockroachDB's rule: the connection succeeds, statements say 3D000 until USE."""
+    with psycopg.connect(sql.dsn(dbname="root"), autocommit=True, connect_timeout=10) as conn:
+        with pytest.raises(errors.InvalidCatalogName):
+            conn.execute("SELECT 1")
+        conn.execute("CREATE DATABASE root")
+        conn.execute("CREATE TABLE t (a INT PRIMARY KEY)")
+        conn.execute("INSERT INTO t VALUES (1)")
+        assert conn.execute("SELECT current_database()").fetchone() == ("root",)
+        assert conn.execute("SELECT a FROM t").fetchall() == [(1,)]
