@@ -150,6 +150,9 @@ async def _list_databases(s: str, intro: Introspector) -> StatementResult:
 
 
 async def _list_tables(s: str, intro: Introspector) -> StatementResult:
+    kinds = re.search(r"c\.relkind IN \(([^)]*)\)", s)
+    if kinds is not None and "'r'" not in kinds.group(1):  # \di, \dv, \ds: only tables exist
+        return _result(_DT_COLS, [])
     names = _filter(s, [t.name for t in await _sorted_tables(intro)])
     return _result(_DT_COLS, [("public", n, "table", "root") for n in names])
 
