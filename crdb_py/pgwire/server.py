@@ -281,7 +281,10 @@ class PGServer:
                 return
             if kind == "S":
                 skipping = False
-                c.out.append(M.ready_for_query(self._status(c)))
+                status = self._status(c)
+                if status == "I":  # portals live until their transaction ends (PostgreSQL)
+                    c.portals.clear()
+                c.out.append(M.ready_for_query(status))
                 await self._flush(c)
                 continue
             if kind == "H":

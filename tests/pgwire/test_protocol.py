@@ -336,3 +336,46 @@ def test_random_bytes_never_break_the_server(srv: Running, caplog: pytest.LogCap
     fresh = Wire(srv.host, srv.port)
     fresh.startup()
     assert rows(fresh.query("SELECT 6")) == [["6"]]
+
+
+def test_portals_end_with_their_transaction(wire: Wire) -> None:
+    wire.parse("q", "SELECT 1")
+    wire.bind("p", "q", [])
+    wire.sync()
+    wire.execute("p")  # the implicit transaction ended at Sync: the portal is gone
+    msgs = wire.sync()
+    assert _error(msgs)["C"] == "34000"
+    wire.query("BEGIN")
+    wire.bind("p", "q", [])
+    wire.sync()
+    wire.execute("p")  # inside BEGIN the portal survives Sync
+    msgs = wire.sync()
+    assert rows(msgs) == [["1"]] and _ready_status(msgs) == "T"
+    wire.query("COMMIT")
+
+
+def test_many_concurrent_connections_do_not_cross_talk(srv: Running) -> None:
+    import psycopg
+
+    with psycopg.connect(srv.dsn(), autocommit=True) as conn:
+        conn.execute("CREATE TABLE c (a int, b text)")
+    errors: list[BaseException] = []
+
+    def client(i: int) -> None:
+        try:
+            with psycopg.connect(srv.dsn(), autocommit=True, connect_timeout=10) as conn:
+                for j in range(15):
+                    conn.execute("INSERT INTO c VALUES (%s, %s)", (i * 100 + j, f"c{i}"))
+                    got = conn.execute("SELECT b FROM c WHERE a = %s", (i * 100 + j,)).fetchall()
+                    assert got == [(f"c{i}",)], got
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors, errors
+    with psycopg.connect(srv.dsn(), autocommit=True) as conn:
+        assert conn.execute("SELECT a FROM c").rowcount == 8 * 15
