@@ -85,10 +85,15 @@ class _NodeProc:
     proc: subprocess.Popen[bytes] | None = None
     node_id: int = 0
     restarts: int = 0
+    sql_port: int = 0  # PostgreSQL wire port (--sql-addr); 0 = none
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.port}"
+
+    @property
+    def sql_address(self) -> str:
+        return f"127.0.0.1:{self.sql_port}" if self.sql_port else ""
 
     def ready_file(self, base: str) -> str:
         return os.path.join(base, f"n{self.index}.ready")
@@ -124,6 +129,7 @@ class LocalCluster:
         log_level: str = "INFO",
         extra_args: Sequence[str] = (),
         python: str = sys.executable,
+        sql: bool = True,
     ) -> None:
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
@@ -144,18 +150,11 @@ class LocalCluster:
             *extra_args,
         ]
         self._python = python
+        self._sql = sql
         self._own_dir = base_dir is None
         self.dir = base_dir or tempfile.mkdtemp(prefix="crdb-py-cluster-")
         os.makedirs(self.dir, exist_ok=True)
-        self._nodes = [
-            _NodeProc(
-                index=i,
-                port=free_port(),
-                store_dir=os.path.join(self.dir, f"n{i}"),
-                log_path=os.path.join(self.dir, f"n{i}.log"),
-            )
-            for i in range(nodes)
-        ]
+        self._nodes = [self._new_node(i) for i in range(nodes)]
         self._faults = _Faults(latency_ms=latency_ms)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -164,6 +163,15 @@ class LocalCluster:
         self._closed = False
         self._started = False
         _LIVE_CLUSTERS.add(self)
+
+    def _new_node(self, i: int) -> _NodeProc:
+        return _NodeProc(
+            index=i,
+            port=free_port(),
+            store_dir=os.path.join(self.dir, f"n{i}"),
+            log_path=os.path.join(self.dir, f"n{i}.log"),
+            sql_port=free_port() if self._sql else 0,
+        )
 
     # ---- context manager -------------------------------------------------------------
 
@@ -186,6 +194,18 @@ class LocalCluster:
 
     def address(self, i: int) -> str:
         return self._nodes[i].address
+
+    @property
+    def sql_addresses(self) -> list[str]:
+        """Each node's PostgreSQL wire address (empty strings if `sql=False`)."""
+        return [n.sql_address for n in self._nodes]
+
+    def sql_url(self, i: int = 0, user: str = "root", database: str = "defaultdb") -> str:
+        """A libpq URL for node `i` (psql, psycopg, `crdb-py sql --url`)."""
+        n = self._nodes[i]
+        if not n.sql_port:
+            raise ClusterError("this cluster was started with sql=False")
+        return f"postgresql://{user}@{n.sql_address}/{database}?sslmode=disable"
 
     def node_id(self, i: int) -> int:
         return self._nodes[i].node_id
@@ -237,6 +257,7 @@ class LocalCluster:
             "--join", join,
             "--join-timeout", str(self.start_timeout),
             "--ready-file", n.ready_file(self.dir),
+            *(("--sql-addr", n.sql_address) if n.sql_port else ()),
             *self._node_args,
         ]
         env = dict(os.environ)
@@ -413,6 +434,21 @@ class LocalCluster:
         self._wait_ready(n, time.monotonic() + (timeout or self.start_timeout))
         self._run(self._push_faults([n]))
 
+    def add_node(self, timeout: float | None = None) -> int:
+        """Start one more node that joins the running cluster; returns its
+        index once it is ready and node 0 knows it."""
+        if not self._started or self._closed:
+            raise ClusterError("add_node needs a started, open cluster")
+        n = self._new_node(len(self._nodes))
+        self._nodes.append(n)
+        self.num_nodes = len(self._nodes)
+        deadline = time.monotonic() + (timeout or self.start_timeout)
+        self._spawn(n, ",".join(m.address for m in self._nodes if m.alive() or m is n))
+        self._wait_ready(n, deadline)
+        self._run(self._push_faults())
+        self._run(self._wait_members(deadline))
+        return n.index
+
     def close(self) -> None:
         """Terminate every node and clean up (idempotent)."""
         if self._closed:
@@ -486,8 +522,11 @@ class LocalCluster:
         )
 
     def connect(self) -> Any:
-        """A PEP 249 connection to the cluster (SQL): milestone M8."""
-        raise NotImplementedError("SQL connections to a LocalCluster arrive with milestone M8")
+        """A PEP 249 connection to the cluster: SQL runs in this process over
+        the KV API of the cluster's nodes (`crdb_py.connect("host:port,...")`)."""
+        import crdb_py
+
+        return crdb_py.connect(",".join(self.addresses))
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{sum(n.alive() for n in self._nodes)} running"
