@@ -180,6 +180,19 @@ async def _function(s: str, intro: Introspector) -> StatementResult:
     return _result(_cols(fn), [(intro.user if value is None else value,)])
 
 
+async def _list_schemas(s: str, intro: Introspector) -> StatementResult:
+    return _result(_cols("Name", "Owner"), [("public", "root")])
+
+
+async def _list_roles(s: str, intro: Introspector) -> StatementResult:
+    cols = _cols("rolname", "rolsuper:b", "rolinherit:b", "rolcreaterole:b", "rolcreatedb:b",
+                 "rolcanlogin:b", "rolconnlimit:i", "rolvaliduntil", "memberof",
+                 "rolreplication:b", "rolbypassrls:b")
+    users = sorted({"root", intro.user})
+    return _result(cols, [(u, u == "root", True, u == "root", u == "root", True, -1, None, "{}",
+                           False, False) for u in users])
+
+
 async def _empty(s: str, intro: Introspector) -> StatementResult:
     return _result(_cols("?column?"), [])
 
@@ -228,4 +241,6 @@ _ROUTES: list[tuple[tuple[str, ...], Any]] = [
     (("SELECT c.relchecks, c.relkind, c.relhasindex",), _table_flags),
     (("SELECT a.attname,", "FROM pg_catalog.pg_attribute a"), _table_columns),
     (("pg_catalog.pg_get_indexdef(i.indexrelid", "pg_catalog.pg_index i"), _table_indexes),
+    (('SELECT n.nspname AS "Name"', "FROM pg_catalog.pg_namespace n"), _list_schemas),
+    (("SELECT r.rolname, r.rolsuper", "FROM pg_catalog.pg_roles r"), _list_roles),
 ]

@@ -298,6 +298,8 @@ def test_every_captured_psql_catalog_query_is_answered() -> None:
     assert ("public", "t", "table", "root") in flat  # \dt
     assert (pgcatalog.TABLE_OID_BASE, "public", "t") in flat  # \d t: the oid lookup
     assert ("a", "int8", None, True, None, "", "") in flat  # \d t: the columns
+    assert ("public", "root") in flat  # \dn
+    assert any(len(r) == 11 and r[0] == "root" and r[1] is True for r in flat)  # \du
 
 
 def test_random_bytes_never_break_the_server(srv: Running, caplog: pytest.LogCaptureFixture) -> None:
