@@ -107,7 +107,6 @@ def test_transactions_on_a_cluster(parallel: bool, pipelining: bool) -> None:
     asyncio.run(asyncio.wait_for(main(), 90))
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("parallel", [True, False])
 @pytest.mark.parametrize("pipelining", [True, False])
 def test_concurrent_bank_on_a_cluster(parallel: bool, pipelining: bool) -> None:
