@@ -37,5 +37,11 @@ bench: $(STAMP)
 	$(VPY) bench/kv.py
 	$(VPY) bench/commit_latency.py
 
+# A temporary N-node cluster with the example bank database and the SQL shell;
+# everything is removed on exit. DEMO_ARGS="--nodes 5 --latency-ms 20".
+DEMO_ARGS ?=
+demo: $(STAMP)
+	$(VENV)/bin/crdb-py demo $(DEMO_ARGS)
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache

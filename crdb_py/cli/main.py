@@ -8,7 +8,15 @@
 and one when it is ready (``node 2 ready, listening on 127.0.0.1:26258``).
 Start-up problems — a taken port, a store held by another process, join
 addresses that never answer — are reported on stderr as ``error: ...`` with
-exit code 1. `sql` and `demo` arrive in later milestones (exit code 2).
+exit code 1.
+
+    crdb-py sql --url postgresql://root@HOST:SQLPORT/defaultdb | --host HOST:SQLPORT
+                [-e STMT]... [-f FILE] [--format table|csv|tsv|json|records] [--stop-on-error]
+    crdb-py demo [--nodes 3] [--latency-ms D] [--empty]
+
+`sql` is the psql-like shell (`cli/repl.py`) over a node's PostgreSQL port
+(`start --sql-addr`); `demo` starts a temporary LocalCluster, loads an example
+database and opens the shell on it (`cli/demo.py`).
 """
 
 from __future__ import annotations
@@ -73,15 +81,40 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     st.add_argument("--format", choices=("table", "json"), default="table")
     st.add_argument("--timeout", type=float, default=10.0)
 
-    for name, ms in (("sql", "M8"), ("demo", "M9")):
-        x = sub.add_parser(name, help=f"(not yet implemented, milestone {ms})")
-        x.add_argument("rest", nargs=argparse.REMAINDER)
-        x.set_defaults(milestone=ms)
+    q = sub.add_parser("sql", help="the SQL shell (psql-like) over the PostgreSQL wire protocol")
+    q.add_argument("--url", help="postgresql://USER@HOST:PORT/DB (a node's --sql-addr)")
+    q.add_argument("--host", help="HOST:PORT of a node's SQL address (--sql-addr)")
+    q.add_argument("--user", "-u", default="root")
+    q.add_argument("--database", "-d", default="defaultdb")
+    _shell_args(q)
+    q.add_argument("-e", "--execute", action="append", default=[],
+                   help="run these statements and exit (repeatable)")
+    q.add_argument("-f", "--file", help="run the statements in FILE ('-' = stdin) and exit")
+
+    d = sub.add_parser("demo", help="start a temporary multi-node cluster and open the SQL shell")
+    d.add_argument("--nodes", type=int, default=3)
+    d.add_argument("--latency-ms", type=float, default=0.0,
+                   help="one-way delay injected on every node-to-node link")
+    d.add_argument("--empty", action="store_true", help="do not load the example database")
+    _shell_args(d)
+    d.add_argument("-e", "--execute", action="append", default=[],
+                   help="run these statements (and \\demo commands) and exit")
     args = p.parse_args(argv)
     if args.cmd is None or (args.cmd == "node" and args.node_cmd is None):
         p.print_help(sys.stderr)
         sys.exit(EXIT_USAGE)
     return args
+
+
+def _shell_args(p: argparse.ArgumentParser) -> None:
+    from crdb_py.cli.format import FORMATS
+
+    p.add_argument("--format", choices=FORMATS, default="table", help="result format")
+    p.add_argument("--stop-on-error", action="store_true",
+                   help="scripts stop at the first failing statement (ON_ERROR_STOP)")
+    p.add_argument("--echo", action="store_true", help="print each statement before running it")
+    p.add_argument("--history", default=os.environ.get("CRDB_PY_HISTORY", "~/.crdb_py_history"),
+                   help="history file of the interactive shell ('' = none)")
 
 
 def _error(msg: str) -> int:
@@ -94,13 +127,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # port) to stderr; keep it quiet unless the user asks for it.
     os.environ.setdefault("GRPC_VERBOSITY", "NONE")
     args = _parse_args(argv)
-    if args.cmd in ("sql", "demo"):
-        print(
-            f"error: `crdb-py {args.cmd}` is not yet implemented (milestone {args.milestone})",
-            file=sys.stderr,
-        )
-        return EXIT_USAGE
     try:
+        if args.cmd == "sql":
+            return _sql(args)
+        if args.cmd == "demo":
+            from crdb_py.cli.demo import run_demo
+
+            return run_demo(args)
         if args.cmd == "start":
             return asyncio.run(_start(args))
         if args.cmd == "init":
@@ -110,6 +143,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return EXIT_ERROR
     return EXIT_USAGE
+
+
+# ---- sql ------------------------------------------------------------------------------
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from crdb_py.cli import repl
+
+    if bool(args.url) == bool(args.host):
+        return _error("give either --url postgresql://... or --host HOST:PORT (a node's --sql-addr)")
+    url = args.url or f"postgresql://{args.user}@{args.host}/{args.database}?sslmode=disable"
+    return repl.run(url, execute=args.execute, file=args.file, fmt=args.format,
+                    stop_on_error=args.stop_on_error, echo=args.echo, history=args.history or None)
 
 
 # ---- start ------------------------------------------------------------------------
