@@ -55,6 +55,9 @@ def _parse_bool(v: Any) -> bool:
     raise ValueError(f"not a boolean setting value: {v!r}")
 
 
+parse_bool = _parse_bool  # public name (cluster_settings.py, SQL)
+
+
 class TxnSettings:
     """Runtime-switchable settings; `snapshot()` at every txn start.
 
