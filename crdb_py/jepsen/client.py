@@ -119,6 +119,17 @@ class MonotonicClient(Protocol):
 # ---- the KV implementation ---------------------------------------------------------
 
 
+def _last_put(t: Any, key: bytes, value: bytes) -> None:
+    """The txn's last write, sent with its commit (one batch: the write and
+    EndTxn, the shape a parallel commit is made for) when the txn supports it."""
+    if hasattr(t, "commit_in_batch"):
+        from crdb_py.kvclient.db import Batch
+
+        t.commit_in_batch(Batch().put(key, value))
+    else:
+        t.put(key, value)
+
+
 def _int(b: bytes | None) -> int | None:
     return None if b is None else int(b)
 
@@ -165,7 +176,7 @@ class KVClient:
             if s < amount:
                 return False
             t.put(self.key("bank", src), b"%d" % (s - amount))
-            t.put(self.key("bank", dst), b"%d" % (d + amount))
+            _last_put(t, self.key("bank", dst), b"%d" % (d + amount))
             return True
 
         return bool(self._txn(fn))

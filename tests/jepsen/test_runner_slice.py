@@ -15,7 +15,9 @@ import pytest
 
 from crdb_py.jepsen.history import load, operations
 from crdb_py.jepsen.runner import RunResult, RunSpec, full_matrix, run, run_matrix, table
+from crdb_py.kvclient.txn.committer import FP_BROKEN_ACK_WITHOUT_WRITES
 from crdb_py.localcluster import LocalCluster
+from crdb_py.util import failpoints
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +83,22 @@ def test_planted_bug_non_transactional_bank_is_caught(cluster, results_dir) -> N
     assert r.counts["ok"] > 0
     assert not r.verdict.valid, "the bank checker missed transfers that are not transactions"
     assert {"wrong-total", "negative-balance"} & set(r.verdict.anomalies), r.verdict.anomalies
+
+
+def test_planted_committer_bug_is_caught(cluster, results_dir) -> None:
+    """A parallel commit acknowledged without its final writes (the test-only
+    failpoint in committer.py): transfers lose the credit, reads see money
+    vanish."""
+    spec = RunSpec("bank", "none", "parallel+pipelining", ops=10_000, time_limit=4,
+                   concurrency=3, seed=5)
+    failpoints.enable(FP_BROKEN_ACK_WITHOUT_WRITES, "error")
+    try:
+        r = run(spec, cluster, results_dir)
+    finally:
+        failpoints.disable(FP_BROKEN_ACK_WITHOUT_WRITES)
+    assert failpoints.hits(FP_BROKEN_ACK_WITHOUT_WRITES) > 0
+    assert r.counts["ok"] > 0
+    assert "wrong-total" in r.verdict.anomalies, r.verdict.explanation
 
 
 def test_coordinator_crash_is_recorded_as_ambiguous(cluster, results_dir) -> None:

@@ -87,6 +87,10 @@ from crdb_py.util.hlc import Timestamp, ts_from_proto
 FP_AFTER_STAGING = "kvclient.txn.after_staging"  # STAGING response in hand, not yet judged
 FP_BEFORE_ACK = "kvclient.txn.before_ack"  # implicitly committed, client not told yet
 FP_BEFORE_EXPLICIT_COMMIT = "kvclient.txn.before_explicit_commit"  # in the async task
+# Test-only planted bug (M7's checkers must catch it): armed with ``error``,
+# a parallel commit drops its final point writes and is acknowledged anyway,
+# i.e. before (without) all in-flight writes succeeding.
+FP_BROKEN_ACK_WITHOUT_WRITES = "kvclient.txn.broken_ack_without_writes"
 
 
 class RangeLocator(Protocol):
@@ -208,6 +212,10 @@ class Committer(Interceptor):
 
     async def _parallel_commit(self, ba: BatchRequest) -> BatchResponse:
         staging_ts = ts_from_proto(ba.header.txn.meta.write_timestamp)
+        try:
+            await failpoints.hit(FP_BROKEN_ACK_WITHOUT_WRITES)
+        except failpoints.FailpointError:  # the planted bug (tests only)
+            return await self._broken_ack_without_writes(ba)
         br = await self.next(ba)
         await failpoints.hit(FP_AFTER_STAGING)
         txn = br.header.txn
@@ -230,6 +238,31 @@ class Committer(Interceptor):
         et = ba.requests[-1].end_txn
         self.state.spawn(self._make_explicit(staged, et), "txn-explicit-commit")
         txn.status = data_pb2.COMMITTED
+        return br
+
+    async def _broken_ack_without_writes(self, ba: BatchRequest) -> BatchResponse:
+        """FP_BROKEN_ACK_WITHOUT_WRITES: send the batch without its point
+        writes, pretend they succeeded, acknowledge. Never used outside tests."""
+        kinds = [kb.kind(r) for r in ba.requests]
+        sent = copy_batch(ba)
+        del sent.requests[:]
+        sent.requests.extend(r for r, k in zip(ba.requests, kinds, strict=True)
+                             if k not in POINT_WRITES)
+        br0 = await self.next(sent)
+        br = api_pb2.BatchResponse()
+        br.CopyFrom(br0)
+        del br.responses[:]
+        got = iter(br0.responses)
+        for k in kinds:
+            if k in POINT_WRITES:
+                br.responses.add().put.SetInParent()
+            else:
+                br.responses.add().CopyFrom(next(got))
+        self.state.trace.commit_path = CommitPath.PARALLEL
+        staged = txn_copy(br.header.txn)
+        staged.status = data_pb2.STAGING
+        self.state.spawn(self._make_explicit(staged, ba.requests[-1].end_txn), "txn-explicit-commit")
+        br.header.txn.status = data_pb2.COMMITTED
         return br
 
     def implicitly_committed(self, txn: data_pb2.Transaction, staging_ts: Timestamp) -> bool:
