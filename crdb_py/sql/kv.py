@@ -73,6 +73,7 @@ class WriteBuffer:
         self.writes: SortedDict = SortedDict()  # key -> value | None (delete)
         self._undo: list[tuple[bytes, Any, bool]] = []  # (key, old, had_old)
         self.kv_reads = 0
+        self.spans: list[tuple[bytes, bytes]] | None = None  # KV spans read (EXPLAIN ANALYZE)
 
     # -- savepoints -------------------------------------------------------------------
     def savepoint(self) -> int:
@@ -103,6 +104,8 @@ class WriteBuffer:
         if key in self.writes:
             return self.writes[key]
         self.kv_reads += 1
+        if self.spans is not None:
+            self.spans.append((key, key + b"\x00"))
         return await self.txn.get(key)
 
     async def get_many(self, keys: list[bytes]) -> list[bytes | None]:
@@ -121,6 +124,8 @@ class WriteBuffer:
             b = self.txn.new_batch()
             for i in remote:
                 b.get(keys[i])
+                if self.spans is not None:
+                    self.spans.append((keys[i], keys[i] + b"\x00"))
             for i, res in zip(remote, await self.txn.run(b)):
                 out[i] = res.value
         return out
@@ -128,6 +133,8 @@ class WriteBuffer:
     async def scan(self, start: bytes, end: bytes, *, reverse: bool = False) -> list[Row]:
         """Rows in [start, end) merged with the buffer (ascending unless `reverse`)."""
         self.kv_reads += 1
+        if self.spans is not None:
+            self.spans.append((start, end))
         rows = await self.txn.scan(start, end)
         overlay = list(self.writes.irange(start, end, inclusive=(True, False)))
         if overlay:

@@ -44,9 +44,12 @@ _TXN = [
 ]
 _USE = re.compile(r"^(?:USE\s+|SET\s+(?:DATABASE)\s*(?:=|TO)\s*)\"?(\w+)\"?$", re.I)
 _SHOW = re.compile(r"^SHOW\s+(.*)$", re.I | re.S)
+_EXPLAIN_ANALYZE = re.compile(r"^EXPLAIN\s+ANALY[SZ]E\s+(.*)$", re.I | re.S)
+_SPLIT = re.compile(r"^ALTER\s+TABLE\s+(\w+)\s+SPLIT\s+AT\s+VALUES\s+(.+)$", re.I | re.S)
 _EXPLAIN = re.compile(r"^EXPLAIN\s+(.*)$", re.I | re.S)
 _UPSERT = re.compile(r"^UPSERT\s+INTO\b", re.I)
 _DROP_INDEX_AT = re.compile(r"^DROP\s+INDEX\s+(IF\s+EXISTS\s+)?(\w+)@(\w+)(\s+CASCADE)?$", re.I)
+_SET_CLUSTER = re.compile(r"^SET\s+CLUSTER\s+SETTING\s+([\w.]+)\s*(?:=|TO)\s*(.+)$", re.I | re.S)
 _SET = re.compile(r"^SET\s+(?:SESSION\s+)?(\w+)\s*(?:=|TO)\s*(.+)$", re.I | re.S)
 
 _KIND = {exp.Select: "query", exp.Union: "query", exp.Except: "query", exp.Intersect: "query",
@@ -108,6 +111,12 @@ def parse_statement(sql: str) -> Statement:
     m = _USE.match(text)
     if m:
         return Statement("use", arg=m.group(1).lower(), text=text)
+    m = _EXPLAIN_ANALYZE.match(text)
+    if m:
+        return Statement("explain_analyze", arg=parse_statement(m.group(1)), text=text)
+    m = _SPLIT.match(text)
+    if m:
+        return Statement("split", arg=(m.group(1).lower(), m.group(2).strip()), text=text)
     m = _EXPLAIN.match(text)
     if m:
         return Statement("explain", arg=parse_statement(m.group(1)), text=text)
@@ -120,6 +129,9 @@ def parse_statement(sql: str) -> Statement:
     upsert = bool(_UPSERT.match(text))
     if upsert:
         text = "INSERT" + text[len("UPSERT"):]
+    m = _SET_CLUSTER.match(text)
+    if m:
+        return Statement("set_cluster", arg=(m.group(1).lower(), m.group(2).strip()), text=text)
     m = _SET.match(text)
     if m and not upsert:
         return Statement("set", arg=(m.group(1).lower(), m.group(2).strip()), text=text)

@@ -60,6 +60,8 @@ class ExecCtx:
 
     async def db_for(self, t: exp.Table) -> int:
         """The database a (possibly qualified) table name lives in."""
+        if not isinstance(t, exp.Table):  # token soup can put anything here
+            raise E.syntax(f"expected a table name, got {t!r}"[:200])
         qual = t.args.get("catalog") or t.args.get("db")
         name = qual.name if qual is not None else ""
         if t.args.get("catalog") is not None:

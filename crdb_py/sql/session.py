@@ -34,10 +34,12 @@ import datetime as dt
 import enum
 import itertools
 import random
+import re
 import threading
 import time
 from typing import Any
 
+from crdb_py.sql import cluster_settings
 from crdb_py.sql import errors as E
 from crdb_py.sql.catalog import DEFAULT_DB, Catalog
 from crdb_py.sql.exec_ddl import drop_index, run_ddl
@@ -48,7 +50,7 @@ from crdb_py.sql.kv import KVStore, WriteBuffer
 from crdb_py.sql.parse import Statement, StatementCache
 from crdb_py.sql.runtime import ExecCtx, Result
 from crdb_py.sql.show import run_show
-from crdb_py.sql.types import T_STRING, UTC
+from crdb_py.sql.types import T_BOOL, T_STRING, UTC
 from crdb_py.util.errors import CrdbError
 
 RESTART_SAVEPOINT = "cockroach_restart"
@@ -127,9 +129,12 @@ class Session:
     # -- implicit transactions -------------------------------------------------------------
     async def _implicit(self, stmt: Statement, params: list[Any]) -> Result:
         attempt = 0
+        await cluster_settings.refresh(self.store)
         while True:
             txn = self.store.txn(f"sql-{self.id}")
             buf = WriteBuffer(txn)
+            if stmt.kind == "explain_analyze":
+                buf.spans = []
             self._now = dt.datetime.now(UTC)
             try:
                 res = await self._run(stmt, params, buf)
@@ -137,6 +142,11 @@ class Session:
                     await txn.rollback()
                 else:
                     await buf.commit()
+                if stmt.kind == "explain_analyze":
+                    return await self._analyze(res, txn, buf, committed=True)
+                if stmt.kind == "set_cluster":
+                    cluster_settings.apply_local(self.store, *res.rows[0])
+                    res.rows = []
                 return res
             except CrdbError as e:
                 await _quiet_rollback(txn)
@@ -154,11 +164,18 @@ class Session:
     async def _in_explicit(self, stmt: Statement, params: list[Any]) -> Result:
         buf = self._buf
         assert buf is not None
+        if stmt.kind == "set_cluster":
+            raise E.SQLError("SET CLUSTER SETTING cannot be used inside a multi-statement "
+                             "transaction", "25001")
         sp = buf.savepoint()
         try:
+            if stmt.kind == "explain_analyze":
+                buf.spans = []
             res = await self._run(stmt, params, buf)
             if stmt.kind == "explain":
                 buf.rollback_to(sp)
+            if stmt.kind == "explain_analyze":
+                return await self._analyze(res, self._txn, buf, committed=False)
             return res
         except BaseException as e:
             buf.rollback_to(sp)
@@ -179,6 +196,7 @@ class Session:
         if kind == "begin":
             if st != TxnState.NO_TXN:
                 raise E.SQLError("there is already a transaction in progress", "25001")
+            await cluster_settings.refresh(self.store)
             self._begin()
             self.state = TxnState.OPEN
             return Result(tag="BEGIN")
@@ -266,6 +284,35 @@ class Session:
         await _quiet_rollback(self._txn)
         self._finish()
 
+    async def _analyze(self, res: Result, txn: Any, buf: WriteBuffer, *,
+                       committed: bool) -> Result:
+        """EXPLAIN ANALYZE: what the statement (and, if implicit, its commit) cost."""
+        from crdb_py.sql.show_ranges import ranges_touched
+
+        spans = list(buf.spans or []) + [(k, k + b"\x00") for k in buf.writes]
+        buf.spans = None
+        rtxn = self.store.txn("sql-explain") if committed else txn
+        try:
+            touched = await ranges_touched(rtxn, spans)
+        finally:
+            if committed:
+                await _quiet_rollback(rtxn)
+        tr = getattr(txn, "trace", None)
+        lines = [f"rows: {res.rowcount if res.rowcount >= 0 else len(res.rows)}",
+                 f"kv reads: {buf.kv_reads}", f"ranges touched: {touched}",
+                 f"buffered writes: {len(buf.writes)}"]
+        if tr is not None:
+            pipelined = sum(1 for b in tr.batches if b.async_consensus)
+            lines += [f"kv batches sent: {len(tr.batches)}",
+                      f"consensus rounds: {tr.rounds}",
+                      f"pipelined write batches: {pipelined}",
+                      f"refreshes: {tr.refreshes}",
+                      f"commit path: {tr.commit_path.value if committed else 'not committed yet'}"]
+            lines += [f"  batch {i + 1}: {b.rounds} round(s)"
+                      f"{' async' if b.async_consensus else ''}: {', '.join(b.kinds)}"
+                      for i, b in enumerate(tr.batches)]
+        return Result([("info", T_STRING)], [(ln,) for ln in lines], len(lines), "EXPLAIN ANALYZE")
+
     # -- one statement ----------------------------------------------------------------------
     async def _bootstrap(self) -> None:
         """Create `defaultdb` the first time any session needs it."""
@@ -290,7 +337,7 @@ class Session:
                    explain: list[str] | None = None) -> Result:
         catalog = Catalog(buf, self._table_ids)
         db_id = await catalog.database_id(self.database)
-        if db_id is None and stmt.kind not in ("use", "ddl", "show", "set"):
+        if db_id is None and stmt.kind not in ("use", "ddl", "show", "set", "set_cluster"):
             raise E.undefined_database(self.database)
         ctx = Ctx(params=params, now=self._now, unique_rowid=unique_rowid)
         x = ExecCtx(buf, catalog, db_id or 0, self.database, ctx, explain=explain)
@@ -335,6 +382,31 @@ class Session:
             name, val = stmt.arg
             self.vars[name] = val.strip("'\"")
             return Result(tag="SET")
+        if k == "explain_analyze":
+            inner = stmt.arg
+            if inner.kind not in ("query", "insert", "upsert", "update", "delete"):
+                raise E.unsupported(f"EXPLAIN ANALYZE {inner.kind}")
+            return await self._dispatch(inner, x)
+        if k == "split":
+            from crdb_py.sql.show_ranges import split_at
+
+            return await split_at(x, self.store, *stmt.arg)
+        if k == "show" and re.match(r"(?i)^ranges\s+from\s+table\s+\w+$", stmt.arg.strip()):
+            from crdb_py.sql.show_ranges import show_ranges
+
+            return await show_ranges(x, self.store, stmt.arg.split()[-1].lower())
+        if k == "set_cluster":
+            name, val = stmt.arg
+            return Result(rows=[cluster_settings.set_setting(x.buf, name, val)],
+                          tag="SET CLUSTER SETTING")
+        if k == "show" and re.match(r"(?i)^(all\s+)?cluster\s+settings?\b", stmt.arg):
+            m = re.match(r"(?i)^cluster\s+setting\s+([\w.]+)$", stmt.arg.strip())
+            pairs = ([(m.group(1).lower(), await cluster_settings.show_setting(
+                x.buf, self.store, m.group(1)))] if m
+                else await cluster_settings.show_all(x.buf, self.store))
+            if m:
+                return Result([(pairs[0][0], T_BOOL)], [(pairs[0][1],)], 1)
+            return Result([("variable", T_STRING), ("value", T_BOOL)], pairs, len(pairs))
         if k == "show":
             return await run_show(x, stmt.arg, self.txn_status)
         if k == "explain":
