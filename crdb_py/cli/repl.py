@@ -240,7 +240,7 @@ class Shell:
         """Run one statement and print its result; False on error."""
         if self.vars.get("ECHO") == "all":
             self._print(sql + ";")
-        if self.conn is None or self.conn.closed:
+        if self.conn is None or self.conn.closed or self.txn_state() == "?":
             try:
                 self.connect(self.conninfo)
             except self._psycopg.Error as e:
@@ -253,9 +253,7 @@ class Shell:
             # psycopg has sent a CancelRequest and waited for the server.
             self._note("cancelled: statement interrupted by Ctrl+C")
             self.errors += 1
-            if self.conn.closed:
-                self._note("(the server did not stop the statement in time; connection closed, "
-                           "the next statement reconnects)")
+            self._recover_after_interrupt()
             return False
         except self._psycopg.Error as e:
             return self._report(e)
@@ -271,6 +269,20 @@ class Shell:
         if cur.statusmessage and cur.statusmessage.split()[0] in ("CREATE", "DROP", "ALTER"):
             self._tables, self._columns = None, {}
         return True
+
+    def _recover_after_interrupt(self) -> None:
+        """A second Ctrl+C can interrupt psycopg while it waits for the
+        cancelled statement to end, leaving the connection mid-query: the
+        only safe repair is a new connection (its transaction is lost)."""
+        if self.conn.closed or self.txn_state() == "?":
+            self._note("(the statement did not stop cleanly; reconnecting — any open "
+                       "transaction was rolled back)")
+            with contextlib.suppress(Exception):
+                self.conn.close()
+            try:
+                self.connect(self.conninfo)
+            except self._psycopg.Error as e:
+                self._note(f"reconnect failed: {str(e).strip()}; the next statement retries")
 
     def _report(self, e: Exception) -> bool:
         diag = getattr(e, "diag", None)
