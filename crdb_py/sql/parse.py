@@ -24,6 +24,8 @@ from sqlglot.errors import ParseError, TokenError
 
 from crdb_py.sql import errors as E
 
+AOST_SUFFIX = re.compile(r"\s+AS\s+OF\s+SYSTEM\s+TIME\s+(.+?)\s*$", re.I | re.S)
+
 
 @dataclass(frozen=True, slots=True)
 class Statement:
@@ -129,6 +131,12 @@ def parse_statement(sql: str) -> Statement:
     upsert = bool(_UPSERT.match(text))
     if upsert:
         text = "INSERT" + text[len("UPSERT"):]
+    m = AOST_SUFFIX.search(text)
+    if m and re.match(r"(?i)^(SELECT|WITH|\()", text):
+        ast = parse_sql(text[:m.start()])
+        if _KIND.get(type(ast)) != "query":
+            raise E.syntax("AS OF SYSTEM TIME is only allowed on a SELECT")
+        return Statement("query", ast=ast, arg=("aost", m.group(1)), text=text)
     m = _SET_CLUSTER.match(text)
     if m:
         return Statement("set_cluster", arg=(m.group(1).lower(), m.group(2).strip()), text=text)

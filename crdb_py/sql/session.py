@@ -46,6 +46,7 @@ from crdb_py.sql.exec_ddl import drop_index, run_ddl
 from crdb_py.sql.exec_dml import run_delete, run_insert, run_update
 from crdb_py.sql.exec_select import run_query
 from crdb_py.sql.expr import Ctx
+from crdb_py.sql.historical import HistoricalTxn, parse_as_of, txn_modes
 from crdb_py.sql.kv import KVStore, WriteBuffer
 from crdb_py.sql.parse import Statement, StatementCache
 from crdb_py.sql.runtime import ExecCtx, Result
@@ -97,6 +98,7 @@ class Session:
         self._now = dt.datetime.now(UTC)
         self._bootstrapped = False
         self._table_ids: dict[tuple[int, str], int] = {}
+        self._read_only = False
 
     # -- entry point ----------------------------------------------------------------------
     async def execute(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> Result:
@@ -131,7 +133,10 @@ class Session:
         attempt = 0
         await cluster_settings.refresh(self.store)
         while True:
-            txn = self.store.txn(f"sql-{self.id}")
+            if isinstance(stmt.arg, tuple) and stmt.arg[0] == "aost":
+                txn = HistoricalTxn(self.store, parse_as_of(stmt.arg[1], self.store))
+            else:
+                txn = self.store.txn(f"sql-{self.id}")
             buf = WriteBuffer(txn)
             if stmt.kind == "explain_analyze":
                 buf.spans = []
@@ -196,13 +201,16 @@ class Session:
         if kind == "begin":
             if st != TxnState.NO_TXN:
                 raise E.SQLError("there is already a transaction in progress", "25001")
+            modes = txn_modes(arg)
             await cluster_settings.refresh(self.store)
             self._begin()
+            self._apply_modes(*modes)
             self.state = TxnState.OPEN
             return Result(tag="BEGIN")
         if kind == "set_txn":
             if st == TxnState.NO_TXN:
                 raise E.SQLError("there is no transaction in progress", "25P01")
+            self._apply_modes(*txn_modes(arg))
             return Result(tag="SET TRANSACTION")  # SERIALIZABLE is the only level
         if kind == "commit":
             if st == TxnState.NO_TXN:
@@ -268,6 +276,23 @@ class Session:
         self.state = TxnState.OPEN
         return Result(tag="ROLLBACK")
 
+    def _apply_modes(self, aost: str | None, prio: int | None, ro: bool | None) -> None:
+        """BEGIN / SET TRANSACTION modes. AS OF SYSTEM TIME and PRIORITY replace
+        the (still untouched) KV txn; READ ONLY refuses writes (25006)."""
+        if ro is not None:
+            self._read_only = ro
+        if aost is None and prio is None:
+            return
+        assert self._buf is not None
+        if self._buf.kv_reads or self._buf.writes:
+            raise E.SQLError("SET TRANSACTION must precede all reads and writes", "25001")
+        if aost is not None:
+            self._txn = HistoricalTxn(self.store, parse_as_of(aost, self.store))
+            self._read_only = True
+        elif not isinstance(self._txn, HistoricalTxn):
+            self._txn = self.store.txn(f"sql-{self.id}", priority=prio or 0)
+        self._buf = WriteBuffer(self._txn)
+
     def _find_savepoint(self, name: str) -> int:
         for i in range(len(self._savepoints) - 1, -1, -1):
             if self._savepoints[i][0] == name:
@@ -275,6 +300,7 @@ class Session:
         raise E.SQLError(f'savepoint "{name}" does not exist', "3B001")
 
     def _finish(self) -> None:
+        self._read_only = False
         self._txn = self._buf = None
         self._savepoints = []
         self._retry_error = None
@@ -335,6 +361,9 @@ class Session:
 
     async def _run(self, stmt: Statement, params: list[Any], buf: WriteBuffer,
                    explain: list[str] | None = None) -> Result:
+        if (self._read_only or isinstance(buf.txn, HistoricalTxn)) and stmt.kind not in (
+                "query", "show", "explain", "set", "use"):
+            raise E.SQLError("cannot execute writes in a read-only transaction", "25006")
         catalog = Catalog(buf, self._table_ids)
         db_id = await catalog.database_id(self.database)
         if db_id is None and stmt.kind not in ("use", "ddl", "show", "set", "set_cluster"):
