@@ -57,7 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from crdb_py.localcluster import LocalCluster
 
-    console = Console()
+    console = Console(width=max(Console().width, 130))
     with LocalCluster(nodes=a.nodes, sync=not a.no_sync) as cluster:
         results = run_matrix(specs, cluster, a.results, log=console.log)
     console.print(table(results))

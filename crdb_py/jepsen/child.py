@@ -29,6 +29,7 @@ def main() -> int:
     kv.db.settings.set(WRITE_PIPELINING_ENABLED, req["pipelining"])
     client = KVClient(SyncDB(kv.db, kv._loop, timeout=10.0), req["prefix"].encode())
     w = WORKLOADS[req["workload"]]()
+    print("connected", flush=True)
     value = op.value
     if op.f == "txn":
         value = [list(m) for m in value]

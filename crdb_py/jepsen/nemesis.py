@@ -26,8 +26,8 @@ The nemeses (names as in `NEMESES`):
   whose coordinator dies between STAGING and COMMITTED: the failpoint
   ``kvclient.txn.before_ack`` is armed with ``kill`` (the process exits at
   once after the parallel commit is implicitly committed, before anyone is
-  told) and, for the settings without parallel commits, the child is also
-  SIGKILLed after a random delay. The operation is recorded in the history
+  told); for the settings without parallel commits (no STAGING), the child
+  is SIGKILLed 0–30 ms into its operation instead. The operation is recorded in the history
   as its own process (`info` when the child died): whoever next meets the
   STAGING record must recover it (commit or abort), and the checker sees
   whether the outcome is consistent.
@@ -288,18 +288,24 @@ class CoordinatorCrash:
             [sys.executable, "-m", "crdb_py.jepsen.child"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
         )
-        # Without parallel commits nothing stops at the failpoint: kill at a
-        # random moment instead (the child needs ~1 s to start and connect).
-        killer = threading.Timer(ctx.rng.uniform(0.5, 2.5), child.kill)
-        if not (ctx.settings[0] and ctx.settings[1]):
-            killer.start()
+        assert child.stdin is not None and child.stdout is not None
+        child.stdin.write(json.dumps(req))
+        child.stdin.close()
+        # The child prints "connected" before it runs the operation. Without
+        # parallel commits nothing stops at the failpoint: SIGKILL it a few
+        # milliseconds into the operation instead.
+        watchdog = threading.Timer(self.child_timeout, child.kill)
+        watchdog.start()
+        killer = threading.Timer(ctx.rng.uniform(0.0, 0.03), child.kill)
         try:
-            out, _ = child.communicate(json.dumps(req), timeout=self.child_timeout)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            out, _ = child.communicate()
+            ready = child.stdout.readline()
+            if ready and not (ctx.settings[0] and ctx.settings[1]):
+                killer.start()
+            out = child.stdout.read()
+            child.wait()
         finally:
             killer.cancel()
+            watchdog.cancel()
         line = out.strip().splitlines()[-1] if out.strip() else ""
         if child.returncode == 0 and line:
             res = Op.from_json(line)
