@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(VPY) bench/mvcc.py
 	$(VPY) bench/kv.py
 	$(VPY) bench/commit_latency.py
+	$(VPY) bench/sql.py
 
 # A temporary N-node cluster with the example bank database and the SQL shell;
 # everything is removed on exit. DEMO_ARGS="--nodes 5 --latency-ms 20".
