@@ -114,3 +114,24 @@ def test_explain_analyze_in_explicit_txn(conn: Any) -> None:
     assert r["commit path"] == "not committed yet" and r["buffered writes"] == "1"
     rows(conn, "ROLLBACK")
     assert rows(conn, "SELECT * FROM t") == []
+
+
+def test_show_create_table_round_trips(conn: Any) -> None:
+    from crdb_py.sql.parse import split_statements
+
+    rows(conn, "CREATE TABLE t (id INT PRIMARY KEY, name STRING NOT NULL DEFAULT 'x', "
+               "v DECIMAL, u UUID UNIQUE, CHECK (v > 0))")
+    rows(conn, "CREATE INDEX t_name ON t (name, v)")
+    [(name, text)] = rows(conn, "SHOW CREATE TABLE t")
+    assert name == "t" and "DEFAULT 'x'" in text and "CHECK (v > 0)" in text
+    assert "PRIMARY KEY (id)" in text and "UNIQUE (u)" in text and "CREATE INDEX t_name" in text
+    rows(conn, "CREATE DATABASE d2")
+    rows(conn, "USE d2")
+    for stmt in split_statements(text):
+        rows(conn, stmt)
+    assert rows(conn, "SHOW CREATE TABLE t") == [("t", text)]
+    assert [r[1] for r in rows(conn, "SHOW INDEXES FROM t")] == ["t_pkey", "t_u_key", "t_name",
+                                                                 "t_name"]
+    with pytest.raises(crdb_py.dbapi.Error) as ei:
+        rows(conn, "INSERT INTO t (id, v) VALUES (1, -1)")
+    assert ei.value.sqlstate == "23514"
