@@ -152,7 +152,8 @@ def _sql(args: argparse.Namespace) -> int:
     from crdb_py.cli import repl
 
     if bool(args.url) == bool(args.host):
-        return _error("give either --url postgresql://... or --host HOST:PORT (a node's --sql-addr)")
+        _error("give either --url postgresql://... or --host HOST:PORT (a node's --sql-addr)")
+        return EXIT_USAGE
     url = args.url or f"postgresql://{args.user}@{args.host}/{args.database}?sslmode=disable"
     return repl.run(url, execute=args.execute, file=args.file, fmt=args.format,
                     stop_on_error=args.stop_on_error, echo=args.echo, history=args.history or None)

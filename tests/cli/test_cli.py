@@ -11,11 +11,11 @@ import pytest
 from tests.cli.procs import cli, reap, spawn, wait_file
 
 
-def test_unimplemented_commands_exit_2() -> None:
-    for cmd, ms in (("sql", "M8"), ("demo", "M9")):
-        r = cli([cmd])
-        assert r.returncode == 2
-        assert "not yet implemented" in r.stderr and ms in r.stderr
+def test_sql_without_a_server_is_a_usage_error() -> None:
+    # `sql` and `demo` themselves are tested in test_repl.py / test_demo.py
+    r = cli(["sql"])
+    assert r.returncode == 2
+    assert "--url" in r.stderr and "--host" in r.stderr
 
 
 def test_no_command_is_a_usage_error() -> None:

@@ -239,6 +239,11 @@ def test_piped_stdin_with_meta_commands(node: str, tmp_path: Path) -> None:
         "CREATE TABLE p1 (k INT PRIMARY KEY, v STRING);\n"
         "INSERT INTO p1\n  VALUES (1, 'multi\nline');\n"
         f"\\i {inc}\n"
+        "\\l\n"
+        "\\?\n"
+        "\\set greeting hi\n"
+        "\\unset greeting\n"
+        "\\set\n"
         "\\echo hello from echo\n"
         "\\! echo from-the-shell\n"
         f"\\o {out_file}\n"
@@ -251,6 +256,9 @@ def test_piped_stdin_with_meta_commands(node: str, tmp_path: Path) -> None:
     r = _run(["sql", "--url", node], stdin=stdin)
     assert r.returncode == 1
     assert "hello from echo" in r.stdout and "from-the-shell" in r.stdout
+    assert re.search(r"database_name\s.*\bdefaultdb\b", r.stdout, re.S)  # \l
+    assert "\\demo ls" in r.stdout and "\\timing" in r.stdout  # \?
+    assert "display_format = 'table'" in r.stdout and "greeting" not in r.stdout  # \set
     assert "from include" not in r.stdout and "from include" in out_file.read_text()
     assert "never printed" not in r.stdout
     got = _run(["sql", "--url", node, "--format", "json", "-e", "SELECT k, v FROM p1 ORDER BY k"])
@@ -274,4 +282,4 @@ def test_unreachable_server_and_bad_arguments_fail_clearly() -> None:
     r = _run(["sql", "--host", f"127.0.0.1:{free_port()}", "-e", "SELECT 1"])
     assert r.returncode == 1 and "error: cannot connect" in r.stderr
     r = _run(["sql", "-e", "SELECT 1"])
-    assert r.returncode == 1 and "--url" in r.stderr
+    assert r.returncode == 2 and "--url" in r.stderr
