@@ -223,47 +223,71 @@ def _equi_keys(on: exp.Expression | None, ls: Scope, rs: Scope) -> tuple[list[in
 async def _join(x: ExecCtx, left: Relation, j: exp.Join, where: exp.Expression | None) -> Relation:
     side = (j.side or "").upper()
     kind = (j.kind or "").upper()
-    if side in ("RIGHT", "FULL"):
-        raise E.unsupported(f"{side} JOIN")
-    outer = side == "LEFT"
-    right = await _source(x, j.this, None if outer else where)
-    scope = left.scope + right.scope
+    pad_left_rows = side in ("LEFT", "FULL")  # unmatched left rows are kept, right side NULL
+    pad_right_rows = side in ("RIGHT", "FULL")
+    right = await _source(x, j.this, None if pad_left_rows else where)
     on = j.args.get("on")
     if j.args.get("using"):
-        raise E.unsupported("JOIN ... USING")
+        left, right, on = _using(left, right, j, side)
+    scope = left.scope + right.scope
     cond = Compiler(scope, x.ctx)(on) if on is not None else None
     pad = (None,) * len(right.scope.cols)
+    lpad = (None,) * len(left.scope.cols)
     rows: list[tuple[Any, ...]] = []
+    matched_right: set[int] = set()
     lk, rk = _equi_keys(on, left.scope, right.scope) if on is not None else ([], [])
     if kind == "CROSS" or on is None:
         lk = rk = []
     if lk:
-        table: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
-        for r in right.rows:
+        table: dict[tuple[Any, ...], list[tuple[int, tuple[Any, ...]]]] = {}
+        for ri, r in enumerate(right.rows):
             key = tuple(r[i] for i in rk)
             if None not in key:
-                table.setdefault(_hkey(key), []).append(r)
-        for lrow in left.rows:
-            key = tuple(lrow[i] for i in lk)
-            matched = False
-            for r in table.get(_hkey(key), ()) if None not in key else ():
-                row = lrow + r
-                if cond is None or truthy(cond(row)):
-                    rows.append(row)
-                    matched = True
-            if outer and not matched:
-                rows.append(lrow + pad)
-        return Relation(scope, rows)
+                table.setdefault(_hkey(key), []).append((ri, r))
+        candidates = lambda lrow: (  # noqa: E731
+            table.get(_hkey(k), ()) if None not in (k := tuple(lrow[i] for i in lk)) else ())
+    else:
+        indexed = list(enumerate(right.rows))
+        candidates = lambda lrow: indexed  # noqa: E731
     for lrow in left.rows:
         matched = False
-        for r in right.rows:
+        for ri, r in candidates(lrow):
             row = lrow + r
             if cond is None or truthy(cond(row)):
                 rows.append(row)
                 matched = True
-        if outer and not matched:
+                matched_right.add(ri)
+        if pad_left_rows and not matched:
             rows.append(lrow + pad)
+    if pad_right_rows:
+        rows += [lpad + r for ri, r in enumerate(right.rows) if ri not in matched_right]
     return Relation(scope, rows)
+
+
+def _using(left: Relation, right: Relation, j: exp.Join,
+           side: str) -> tuple[Relation, Relation, exp.Expression]:
+    """JOIN ... USING (c, ...): ON l.c = r.c for each c, and the copy of c from
+    the side that may be NULL-extended is hidden (so `c` and `*` name it once)."""
+    if side == "FULL":
+        raise E.unsupported("FULL JOIN ... USING")
+    conds: list[exp.Expression] = []
+    lcols, rcols = list(left.scope.cols), list(right.scope.cols)
+    for ident in j.args["using"]:
+        name = ident.name
+        li = left.scope.resolve(None, name)
+        ri = right.scope.resolve(None, name)
+        conds.append(exp.EQ(this=exp.column(name, lcols[li].table),
+                            expression=exp.column(name, rcols[ri].table)))
+        if side == "RIGHT":
+            c = lcols[li]
+            lcols[li] = ScopeCol(c.table, c.name, c.type, hidden=True)
+        else:
+            c = rcols[ri]
+            rcols[ri] = ScopeCol(c.table, c.name, c.type, hidden=True)
+    on: exp.Expression = conds[0]
+    for c2 in conds[1:]:
+        on = exp.And(this=on, expression=c2)
+    return Relation(Scope(lcols), left.rows), Relation(Scope(rcols), right.rows), on
 
 
 def _hkey(key: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -299,9 +323,13 @@ async def _select(x: ExecCtx, sel: exp.Select) -> Relation:
     if frm is None:
         rel = Relation(Scope([]), [()])
     else:
-        rel = await _source(x, frm.this, where)
-        for j in sel.args.get("joins") or []:
-            rel = await _join(x, rel, j, where)
+        joins = sel.args.get("joins") or []
+        # A WHERE narrows the spans of scans; never those of a NULL-extended side.
+        first_where = None if any((j.side or "").upper() in ("RIGHT", "FULL")
+                                  for j in joins) else where
+        rel = await _source(x, frm.this, first_where)
+        for j in joins:
+            rel = await _join(x, rel, j, first_where)
     if where is not None:
         f = Compiler(rel.scope, x.ctx)(where)
         rel = Relation(rel.scope, [r for r in rel.rows if truthy(f(r))])

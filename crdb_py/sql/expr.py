@@ -55,6 +55,9 @@ class Scope:
         if not hits:
             raise E.undefined_column(f"{table}.{name}" if table else name)
         if len(hits) > 1:
+            shown = [i for i in hits if not self.cols[i].hidden]
+            if table is None and len(shown) == 1:  # JOIN ... USING hides the other copy
+                return shown[0]
             raise E.ambiguous_column(name)
         return hits[0]
 

@@ -56,7 +56,7 @@ CASES = [
     ("USE nope", "3D000"),
     ("COMMIT", None),
     ("ROLLBACK TO SAVEPOINT x", "25P01"),
-    ("SELECT * FROM t FULL JOIN t AS u ON true", "0A000"),
+    ("SELECT * FROM t FULL JOIN t AS u USING (k)", "0A000"),
     ("GRANT ALL ON t TO bob", "0A000"),
 ]
 
