@@ -25,7 +25,20 @@ link-fault table, which the cluster replaces as a whole over
 
 The KV client returned by `kv()` runs an async `DB` (over a DistSender over
 a client-only gRPC transport) on a background event-loop thread and exposes
-blocking methods, so tests and benchmarks can use it from plain code.
+blocking methods, so tests and benchmarks can use it from plain code —
+including transactions: `kv().txn()` and `kv().run_txn(fn)` (a `SyncDB`).
+
+Transaction settings. `LocalCluster(parallel_commits=..., write_pipelining=...)`
+stores the two cluster settings in KV once the cluster is up (when they
+differ from the defaults); `set_setting(name, value)` changes one at run
+time. `kv()`'s client applies a change at once and also follows changes made
+elsewhere (SQL ``SET CLUSTER SETTING``) through a settings refresher
+(crdb_py/kvclient/txn/cluster_settings.py).
+
+Failpoints in node processes. `node_env={i: {...}}` adds environment
+variables to node `i`'s process, e.g. ``{"CRDB_PY_FAILPOINTS":
+"kvserver.store.before_sync=kill*1"}`` (crdb_py/util/failpoints.py);
+`restart(i, env=...)` replaces them for that node from then on.
 """
 
 from __future__ import annotations
@@ -47,6 +60,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+from crdb_py.kvclient.txn.settings import PARALLEL_COMMITS_ENABLED, WRITE_PIPELINING_ENABLED
+from crdb_py.kvclient.txn.sync import SyncDB
 from crdb_py.pb import data_pb2, services_pb2
 
 T = TypeVar("T")
@@ -130,6 +145,9 @@ class LocalCluster:
         extra_args: Sequence[str] = (),
         python: str = sys.executable,
         sql: bool = True,
+        parallel_commits: bool = True,
+        write_pipelining: bool = True,
+        node_env: dict[int, dict[str, str]] | None = None,
     ) -> None:
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
@@ -151,6 +169,13 @@ class LocalCluster:
         ]
         self._python = python
         self._sql = sql
+        self._initial_settings = {
+            PARALLEL_COMMITS_ENABLED: parallel_commits,
+            WRITE_PIPELINING_ENABLED: write_pipelining,
+        }
+        self._node_env: dict[int, dict[str, str]] = {
+            i: dict(e) for i, e in (node_env or {}).items()
+        }
         self._own_dir = base_dir is None
         self.dir = base_dir or tempfile.mkdtemp(prefix="crdb-py-cluster-")
         os.makedirs(self.dir, exist_ok=True)
@@ -223,6 +248,18 @@ class LocalCluster:
         p = self._nodes[i].proc
         return p.pid if p is not None and p.poll() is None else None
 
+    def wait_ready(self, i: int, timeout: float | None = None) -> None:
+        """Until node `i` (spawned by `restart(i, wait=False)`) is ready;
+        ClusterError if it exits first."""
+        deadline = time.monotonic() + (timeout or self.start_timeout)
+        self._wait_ready(self._nodes[i], deadline)
+        self._run(self._push_faults_until([self._nodes[i]], deadline))
+
+    def exit_code(self, i: int) -> int | None:
+        """Node `i`'s exit status (137: killed at a failpoint); None while it runs."""
+        p = self._nodes[i].proc
+        return None if p is None else p.poll()
+
     def log_path(self, i: int) -> str:
         return self._nodes[i].log_path
 
@@ -246,6 +283,24 @@ class LocalCluster:
         self._run(self._wait_members(deadline))
         if self.wait_replicated:
             self.wait_for_replication(timeout=max(1.0, deadline - time.monotonic()))
+        for name, value in self._initial_settings.items():
+            if value is not True:  # the default needs no write
+                self.set_setting(name, value)
+
+    def set_setting(self, name: str, value: Any) -> None:
+        """Set cluster setting `name` (e.g. ``kv.transaction.parallel_commits_enabled``)
+        for the whole cluster; `kv()` applies it at once, other clients that
+        watch the settings within about a second."""
+        from crdb_py.kvclient.txn.cluster_settings import set_cluster_setting
+
+        kv = self.kv()
+        self._run(set_cluster_setting(kv.db, name, value))
+
+    def get_setting(self, name: str) -> Any:
+        """The stored value of cluster setting `name` (its default if never set)."""
+        from crdb_py.kvclient.txn.cluster_settings import get_cluster_setting
+
+        return self._run(get_cluster_setting(self.kv().db, name))
 
     def _spawn(self, n: _NodeProc, join: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -262,6 +317,7 @@ class LocalCluster:
         ]
         env = dict(os.environ)
         env.setdefault("PYTHONUNBUFFERED", "1")
+        env.update(self._node_env.get(n.index, {}))
         if threading.current_thread() is threading.main_thread():
             # The node sets PR_SET_PDEATHSIG itself (see cli.main): no
             # preexec_fn, which is unsafe to run in a child forked from a
@@ -424,15 +480,30 @@ class LocalCluster:
                 n.proc.kill()
                 n.proc.wait()
 
-    def restart(self, i: int, timeout: float | None = None) -> None:
+    def restart(
+        self,
+        i: int,
+        timeout: float | None = None,
+        *,
+        env: dict[str, str] | None = None,
+        wait: bool = True,
+    ) -> None:
         """(Stop and) start node `i` again on the same store and port; wait
-        until it is ready and has its link-fault table back."""
+        until it is ready and has its link-fault table back. `env`, if
+        given, replaces the node's extra environment (see `node_env`).
+        `wait=False` returns once the process is spawned (a node armed to
+        die at a failpoint may never become ready)."""
         n = self._nodes[i]
         self.stop(i)
+        if env is not None:
+            self._node_env[i] = dict(env)
         n.restarts += 1
         self._spawn(n, ",".join(self.addresses))
-        self._wait_ready(n, time.monotonic() + (timeout or self.start_timeout))
-        self._run(self._push_faults([n]))
+        if not wait:
+            return
+        deadline = time.monotonic() + (timeout or self.start_timeout)
+        self._wait_ready(n, deadline)
+        self._run(self._push_faults_until([n], deadline))
 
     def add_node(self, timeout: float | None = None) -> int:
         """Start one more node that joins the running cluster; returns its
@@ -513,6 +584,17 @@ class LocalCluster:
         for a, b in sorted(self._faults.blocked):
             t.blocked.add(from_node_id=self._nodes[a].node_id, to_node_id=self._nodes[b].node_id)
         return t
+
+    async def _push_faults_until(self, nodes: Sequence[_NodeProc], deadline: float) -> None:
+        """`_push_faults`, retried: the admin channel to a node that was just
+        killed may still be in gRPC's reconnect backoff when it is back."""
+        while True:
+            try:
+                return await self._push_faults(nodes)
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.1)
 
     async def _push_faults(self, nodes: Sequence[_NodeProc] | None = None) -> None:
         table = self._fault_table()
@@ -648,10 +730,14 @@ class _StaticNodes:
 
 
 async def _make_sync_kv(cluster: LocalCluster) -> SyncKV:
+    from crdb_py.kvclient.txn.cluster_settings import watch_cluster_settings
+
     assert cluster._loop is not None
-    return await _open_kv(
+    kv = await _open_kv(
         {n.node_id: n.address for n in cluster._nodes if n.node_id}, cluster._loop
     )
+    kv._refresher = watch_cluster_settings(kv.db)
+    return kv
 
 
 async def _open_kv(nodes: dict[int, str], loop: asyncio.AbstractEventLoop) -> SyncKV:
@@ -677,57 +763,33 @@ def open_kv(nodes: dict[int, str]) -> SyncKV:
     return kv
 
 
-class SyncKV:
-    """Blocking facade over the async KV `DB` (runs on the cluster's loop)."""
+class SyncKV(SyncDB):
+    """Blocking facade over the async KV `DB` (runs on the cluster's loop):
+    every `SyncDB` operation and transaction (`txn()`, `run_txn(fn)`), plus
+    splits, lease transfers and `run(coro_fn)`."""
 
     def __init__(self, db: Any, loop: asyncio.AbstractEventLoop, transport: Any = None) -> None:
-        self.db = db
-        self._loop = loop
+        super().__init__(db, loop, timeout=30.0)
         self._transport = transport
         self._own_thread: threading.Thread | None = None
-        self.timeout = 30.0
-
-    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        fn: Callable[..., Coroutine[Any, Any, Any]] = getattr(self.db, name)
-        return asyncio.run_coroutine_threadsafe(fn(*args, **kwargs), self._loop).result(self.timeout)
-
-    def get(self, key: bytes) -> bytes | None:
-        return self._call("get", key)
-
-    def put(self, key: bytes, value: bytes) -> None:
-        self._call("put", key, value)
-
-    def cput(self, key: bytes, value: bytes, expected: bytes | None) -> None:
-        self._call("cput", key, value, expected)
-
-    def inc(self, key: bytes, delta: int = 1) -> int:
-        return self._call("inc", key, delta)
-
-    def delete(self, key: bytes) -> bool:
-        return self._call("delete", key)
-
-    def delete_range(self, start: bytes, end: bytes, *, return_keys: bool = False) -> list[bytes]:
-        return self._call("delete_range", start, end, return_keys=return_keys)
-
-    def scan(self, start: bytes, end: bytes, max_rows: int = 0) -> list[tuple[bytes, bytes]]:
-        return self._call("scan", start, end, max_rows=max_rows)
-
-    def reverse_scan(self, start: bytes, end: bytes, max_rows: int = 0) -> list[tuple[bytes, bytes]]:
-        return self._call("reverse_scan", start, end, max_rows=max_rows)
+        self._refresher: Any = None
 
     def split(self, key: bytes) -> Any:
         """Split the range holding `key` at it; returns (left, right) descriptors."""
-        return self._call("admin_split", key)
+        return self._call(self.db.admin_split(key))
 
     def transfer_lease(self, key: bytes, target_node_id: int) -> None:
         """Move the lease of the range holding `key` to `target_node_id`."""
-        self._call("admin_transfer_lease", key, target_node_id)
+        self._call(self.db.admin_transfer_lease(key, target_node_id))
 
     def run(self, coro_fn: Callable[[Any], Coroutine[Any, Any, T]]) -> T:
         """Run `coro_fn(db)` on the cluster's loop (for anything not wrapped)."""
-        return asyncio.run_coroutine_threadsafe(coro_fn(self.db), self._loop).result(self.timeout)
+        return self._call(coro_fn(self.db))
 
     async def _aclose(self) -> None:
+        if self._refresher is not None:
+            await self._refresher.stop()
+            self._refresher = None
         if self._transport is not None:
             await self._transport.close()
             self._transport = None

@@ -69,7 +69,7 @@ from crdb_py.raft.durable import DurableStorage
 from crdb_py.storage import MVCCStats, compute_stats, mvcc_get, mvcc_put
 from crdb_py.storage.batch import decode_repr
 from crdb_py.storage.mvcc_key import span_bounds
-from crdb_py.util import keys
+from crdb_py.util import failpoints, keys
 from crdb_py.util.errors import (
     AmbiguousResultError,
     CrdbError,
@@ -464,10 +464,14 @@ class Replica:
             )
             fut = self.propose(cmd)
             fut.add_done_callback(lambda f, res=res: self._after_apply(f, res))
+            if failpoints._armed:  # proposed, not yet applied or acknowledged
+                await failpoints.hit("kvserver.replica.after_propose")
             try:
                 await self._wait(fut, wait=not h.async_consensus)
             except _Reproposal:
                 continue
+            if failpoints._armed and res.updated_txn is not None and res.updated_txn.status == data_pb2.STAGING:
+                await failpoints.hit("kvserver.end_txn.after_staging_applied")
             return self._finish_write_response(br, work, res), (fut if h.async_consensus else None)
         raise AmbiguousResultError(f"{self}: command could not be applied after repeated reproposals")
 

@@ -42,7 +42,7 @@ from crdb_py.pb import api_pb2, data_pb2, raft_pb2
 from crdb_py.raft import MessageType
 from crdb_py.raft.wire import message_from_proto, message_to_proto
 from crdb_py.storage import MVCCStats, encode_int_value, mvcc_find_split_key, mvcc_put, mvcc_scan
-from crdb_py.util import keys
+from crdb_py.util import failpoints, keys
 from crdb_py.util.errors import CrdbError, InternalError, RangeNotFoundError
 from crdb_py.util.errwire import error_from_proto, error_to_proto
 from crdb_py.util.hlc import HLC, Timestamp, ts_from_proto, ts_to_proto
@@ -258,6 +258,8 @@ class Store:
             if rest:
                 late.append((r, rest))
         if log_batch.count():
+            if failpoints._armed:  # raft log / hard state built, not yet durable
+                failpoints.hit_sync("kvserver.store.before_sync")
             eng.write(log_batch, sync=self.config.sync_writes and must_sync)
         for r, msgs in late:
             self._send(r, msgs)
