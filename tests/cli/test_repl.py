@@ -212,6 +212,8 @@ def test_execute_flags_run_in_order_with_a_format(node: str) -> None:
     assert r.stdout.splitlines() == ["CREATE TABLE", "INSERT 0 1", "k,v", "1,a"]
     j = _run(["sql", "--url", node, "--format", "json", "-e", "SELECT k, v FROM e1"])
     assert json.loads(j.stdout) == [{"k": 1, "v": "a"}]
+    e = _run(["sql", "--url", node, "--echo", "--format", "tsv", "-e", "SELECT v FROM e1"])
+    assert e.stdout.splitlines() == ["SELECT v FROM e1;", "v", "a"]
 
 
 def test_file_stops_on_first_error_when_asked(node: str, tmp_path: Path) -> None:
