@@ -22,6 +22,7 @@ from crdb_py.sql import types as T
 from crdb_py.sql.expr import (
     AGGS,
     Compiler,
+    Correlated,
     Scope,
     ScopeCol,
     has_agg,
@@ -37,33 +38,73 @@ def _from(sel: exp.Expression) -> exp.From | None:
     return sel.args.get("from_") or sel.args.get("from")
 
 
-async def run_subqueries(x: ExecCtx, nodes: list[exp.Expression | None]) -> None:
-    """Run the uncorrelated subqueries under `nodes` (not inside other subqueries)."""
+def _subquery_nodes(nodes: list[exp.Expression | None]) -> list[exp.Expression]:
+    """The subqueries directly under `nodes` (not inside other subqueries)."""
     def prune(n: exp.Expression) -> bool:
         return isinstance(n, exp.Subquery | exp.Exists) or (
             isinstance(n, exp.In) and n.args.get("query") is not None)
 
+    out: list[exp.Expression] = []
     for root in nodes:
         if root is None:
             continue
         for n in root.walk(prune=prune):
             if isinstance(n, exp.In) and n.args.get("query") is not None:
-                q = n.args["query"]
-                rel = await run_query(x, q.this if isinstance(q, exp.Subquery) else q)
-                if len(rel.scope.cols) != 1:
-                    raise E.SQLError("subquery must return only one column", "42601")
-                x.ctx.subqueries[id(q)] = [r[0] for r in rel.rows]
-                await run_subqueries(x, [n.this])
-            elif isinstance(n, exp.Exists):
-                rel = await run_query(x, n.this)
-                x.ctx.subqueries[id(n)] = bool(rel.rows)
-            elif isinstance(n, exp.Subquery):
-                rel = await run_query(x, n.this)
-                if len(rel.scope.cols) != 1:
-                    raise E.SQLError("subquery must return only one column", "42601")
-                if len(rel.rows) > 1:
-                    raise E.cardinality("more than one row returned by a subquery used as an expression")
-                x.ctx.subqueries[id(n)] = rel.rows[0][0] if rel.rows else None
+                out.append(n)
+                out += _subquery_nodes([n.this])
+            elif isinstance(n, exp.Exists | exp.Subquery):
+                out.append(n)
+    return out
+
+
+def _sub_key(n: exp.Expression) -> int:
+    return id(n.args["query"]) if isinstance(n, exp.In) else id(n)
+
+
+async def _run_subquery(x: ExecCtx, n: exp.Expression) -> Any:
+    if isinstance(n, exp.In):
+        q = n.args["query"]
+        rel = await run_query(x, q.this if isinstance(q, exp.Subquery) else q)
+        if len(rel.scope.cols) != 1:
+            raise E.SQLError("subquery must return only one column", "42601")
+        return [r[0] for r in rel.rows]
+    if isinstance(n, exp.Exists):
+        return bool((await run_query(x, n.this)).rows)
+    rel = await run_query(x, n.this)
+    if len(rel.scope.cols) != 1:
+        raise E.SQLError("subquery must return only one column", "42601")
+    if len(rel.rows) > 1:
+        raise E.cardinality("more than one row returned by a subquery used as an expression")
+    return rel.rows[0][0] if rel.rows else None
+
+
+async def run_subqueries(x: ExecCtx, nodes: list[exp.Expression | None]) -> None:
+    """Run the uncorrelated subqueries under `nodes` once, before the statement.
+    One that names a column its own FROM lacks (42703) is taken to be
+    correlated: it is marked `Correlated` and run per outer row by
+    `run_correlated` (SELECT only; elsewhere it reports 0A000)."""
+    for n in _subquery_nodes(nodes):
+        try:
+            x.ctx.subqueries[_sub_key(n)] = await _run_subquery(x, n)
+        except E.SQLError as ex:
+            if ex.sqlstate != "42703":
+                raise
+            x.ctx.subqueries[_sub_key(n)] = Correlated()
+
+
+async def run_correlated(x: ExecCtx, rel: Relation, nodes: list[exp.Expression | None]) -> None:
+    """Evaluate the correlated subqueries under `nodes` for every row of `rel`
+    (the outer row's columns are constants inside: `Ctx.outer`)."""
+    corr = [n for n in _subquery_nodes(nodes)
+            if isinstance(x.ctx.subqueries.get(_sub_key(n)), Correlated)]
+    for n in corr:
+        box = x.ctx.subqueries[_sub_key(n)]
+        for r in rel.rows:
+            x.ctx.outer.append((rel.scope, r))
+            try:
+                box.per_row[id(r)] = await _run_subquery(x, n)
+            finally:
+                x.ctx.outer.pop()
 
 
 async def run_query(x: ExecCtx, q: exp.Expression) -> Relation:
@@ -330,9 +371,11 @@ async def _select(x: ExecCtx, sel: exp.Select) -> Relation:
         rel = await _source(x, frm.this, first_where)
         for j in joins:
             rel = await _join(x, rel, j, first_where)
+    await run_correlated(x, rel, [where])
     if where is not None:
         f = Compiler(rel.scope, x.ctx)(where)
         rel = Relation(rel.scope, [r for r in rel.rows if truthy(f(r))])
+    await run_correlated(x, rel, list(sel.expressions))
     projs = _expand(list(sel.expressions), rel.scope)
     aggregating = group is not None or any(has_agg(p) for p in projs) or (
         having is not None)

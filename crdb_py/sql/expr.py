@@ -74,6 +74,27 @@ class Ctx:
     subqueries: dict[int, Any] = field(default_factory=dict)
     next_placeholder: int = 0
     unique_rowid: Callable[[], int] = lambda: 0
+    outer: list[tuple[Scope, tuple[Any, ...]]] = field(default_factory=list)  # correlated subqueries
+
+
+class Correlated:
+    """A subquery that references outer columns: its value per outer row
+    (keyed by the row tuple's identity), filled by the SELECT executor."""
+
+    __slots__ = ("per_row",)
+
+    def __init__(self) -> None:
+        self.per_row: dict[int, Any] = {}
+
+    def value(self, r: Any) -> Any:
+        try:
+            return self.per_row[id(r)]
+        except KeyError:
+            raise E.unsupported("correlated subquery in this position") from None
+
+
+def _sub_value(v: Any, r: Any) -> Any:
+    return v.value(r) if isinstance(v, Correlated) else v
 
 
 def has_agg(e: exp.Expression) -> bool:
@@ -283,7 +304,18 @@ class Compiler:
         name = e.name
         if isinstance(e.this, exp.Star):
             raise E.syntax("unexpected *")
-        i = self.scope.resolve(table, name)
+        try:
+            i = self.scope.resolve(table, name)
+        except E.SQLError as ex:
+            if ex.sqlstate != "42703":
+                raise
+            for scope, row in reversed(self.ctx.outer):  # an outer column: a constant here
+                try:
+                    v = row[scope.resolve(table, name)]
+                except E.SQLError:
+                    continue
+                return lambda r: v
+            raise
         if self.agg:
             return lambda g: g[0][i] if g[0] is not None else None
         return lambda r: r[i]
@@ -421,7 +453,7 @@ class Compiler:
             key = id(q)
 
             def items(r: Any) -> list[Any]:
-                return self.ctx.subqueries[key]
+                return _sub_value(self.ctx.subqueries[key], r)
         else:
             fns = [self.compile(x) for x in e.expressions]
 
@@ -494,11 +526,11 @@ class Compiler:
 
     def _subquery(self, e: exp.Subquery) -> Fn:
         key = id(e)
-        return lambda r: self.ctx.subqueries[key]
+        return lambda r: _sub_value(self.ctx.subqueries[key], r)
 
     def _exists(self, e: exp.Exists) -> Fn:
         key = id(e)
-        return lambda r: self.ctx.subqueries[key]
+        return lambda r: _sub_value(self.ctx.subqueries[key], r)
 
     # -- functions --------------------------------------------------------------------
     def _call(self, fn: Callable[..., Any], args: list[exp.Expression]) -> Fn:
