@@ -24,38 +24,21 @@ users from wrong passwords.
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import secrets
 
-MECHANISM = "SCRAM-SHA-256"
-DEFAULT_ITERATIONS = 4096
+from crdb_py.util.scram import (  # noqa: F401  (make_verifier is re-exported)
+    DEFAULT_ITERATIONS,
+    MECHANISM,
+    make_verifier,
+)
+from crdb_py.util.scram import b64 as _b64
+from crdb_py.util.scram import h as _h
+from crdb_py.util.scram import hmac256 as _hmac
 
 
 class ScramError(Exception):
     """The exchange failed (bad message or wrong password)."""
-
-
-def _h(b: bytes) -> bytes:
-    return hashlib.sha256(b).digest()
-
-
-def _hmac(key: bytes, msg: bytes) -> bytes:
-    return hmac.new(key, msg, hashlib.sha256).digest()
-
-
-def _b64(b: bytes) -> str:
-    return base64.b64encode(b).decode()
-
-
-def make_verifier(password: str, *, salt: bytes | None = None,
-                  iterations: int = DEFAULT_ITERATIONS) -> str:
-    """The stored form of a password (no SASLprep: ASCII passwords are exact)."""
-    salt = salt if salt is not None else secrets.token_bytes(16)
-    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
-    stored = _h(_hmac(salted, b"Client Key"))
-    server = _hmac(salted, b"Server Key")
-    return f"{MECHANISM}${iterations}:{_b64(salt)}${_b64(stored)}:{_b64(server)}"
 
 
 def parse_verifier(v: str) -> tuple[int, bytes, bytes, bytes]:

@@ -15,9 +15,14 @@ layer onto the seam in backend.py:
 * `catalog()` answers psql's `\\l` / `\\dt` / `\\d` (pgcatalog.py) with SHOW
   statements run on the same session.
 
-Passwords: the SQL layer has no `CREATE USER ... PASSWORD` yet, so the
-backend takes an optional `{user: SCRAM verifier}` map and/or an async
-`lookup(user)` (to be pointed at the users table once it exists).
+Passwords: by default `password_verifier(user)` reads the SCRAM verifier
+that `CREATE USER ... PASSWORD` stored in KV (crdb_py/sql/users.py); a
+`lookup(user)` coroutine replaces that read, and a static `{user: verifier}`
+map is the fallback for users neither knows.
+
+Cancel: `cancel()` sets the session's cancel flag; the executor yields to
+the event loop every few rows, so the server's task cancel (and the flag)
+take effect even in the middle of a CPU-bound statement.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from crdb_py.sql.errors import SQLError
 from crdb_py.sql.kv import KVStore
 from crdb_py.sql.parse import split_statements
 from crdb_py.sql.session import Session, TxnState
+from crdb_py.sql.users import lookup_verifier
 
 _FAMILY_OID = {T.FLOAT: P.FLOAT8, T.DECIMAL: P.NUMERIC, T.BOOL: P.BOOL, T.BYTES: P.BYTEA,
                T.DATE: P.DATE, T.TIMESTAMP: P.TIMESTAMP, T.TIMESTAMPTZ: P.TIMESTAMPTZ,
@@ -94,7 +100,8 @@ class SQLAdapterSession:
         return _STATUS[self.session.state]
 
     def cancel(self) -> None:
-        pass  # the server cancels the statement's task; the session rolls back on that
+        # The server also cancels the statement's task; the session rolls back on either.
+        self.session.cancel()
 
     async def close(self) -> None:
         await self.session.close()
@@ -135,7 +142,7 @@ class SQLAdapterBackend:
                  lookup: Callable[[str], Awaitable[str | None]] | None = None) -> None:
         self._store = store
         self.verifiers = dict(verifiers or {})
-        self._lookup = lookup  # e.g. a read of the SQL layer's users table, once it exists
+        self._lookup = lookup if lookup is not None else self._read_users
 
     async def new_session(self, user: str, database: str) -> SQLAdapterSession:
         store = self._store() if callable(self._store) else self._store
@@ -147,9 +154,10 @@ class SQLAdapterBackend:
         s = Session(store, database=(database or DEFAULT_DB).lower())
         return SQLAdapterSession(s, user)
 
+    async def _read_users(self, user: str) -> str | None:
+        store = self._store() if callable(self._store) else self._store
+        return None if store is None else await lookup_verifier(store, user)
+
     async def password_verifier(self, user: str) -> str | None:
-        if self._lookup is not None:
-            v = await self._lookup(user)
-            if v is not None:
-                return v
-        return self.verifiers.get(user)
+        v = await self._lookup(user)
+        return v if v is not None else self.verifiers.get(user)

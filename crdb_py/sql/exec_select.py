@@ -290,9 +290,12 @@ async def _join(x: ExecCtx, left: Relation, j: exp.Join, where: exp.Expression |
     else:
         indexed = list(enumerate(right.rows))
         candidates = lambda lrow: indexed  # noqa: E731
+    tick = x.canceller.tick
     for lrow in left.rows:
         matched = False
-        for ri, r in candidates(lrow):
+        cands = candidates(lrow)
+        await tick(len(cands) + 1)
+        for ri, r in cands:
             row = lrow + r
             if cond is None or truthy(cond(row)):
                 rows.append(row)
@@ -374,7 +377,10 @@ async def _select(x: ExecCtx, sel: exp.Select) -> Relation:
     await run_correlated(x, rel, [where])
     if where is not None:
         f = Compiler(rel.scope, x.ctx)(where)
-        rel = Relation(rel.scope, [r for r in rel.rows if truthy(f(r))])
+        kept: list[tuple[Any, ...]] = []
+        async for chunk in x.canceller.chunks(rel.rows):
+            kept += [r for r in chunk if truthy(f(r))]
+        rel = Relation(rel.scope, kept)
     await run_correlated(x, rel, list(sel.expressions))
     projs = _expand(list(sel.expressions), rel.scope)
     aggregating = group is not None or any(has_agg(p) for p in projs) or (
@@ -387,9 +393,10 @@ async def _select(x: ExecCtx, sel: exp.Select) -> Relation:
         _check_grouped([p.this if isinstance(p, exp.Alias) else p for p in projs] +
                        ([having.this] if having is not None else []), gexprs, rel.scope)
         groups: dict[tuple[Any, ...], tuple[Any, list[Any]]] = {}
-        for r in rel.rows:
-            key = _hkey(tuple(g(r) for g in gfns))
-            groups.setdefault(key, (r, []))[1].append(r)
+        async for chunk in x.canceller.chunks(rel.rows):
+            for r in chunk:
+                key = _hkey(tuple(g(r) for g in gfns))
+                groups.setdefault(key, (r, []))[1].append(r)
         items = list(groups.values())
         if not gfns and not items:
             items = [(None, [])]
@@ -400,7 +407,9 @@ async def _select(x: ExecCtx, sel: exp.Select) -> Relation:
         items = rel.rows
     pfns = [comp(p.this if isinstance(p, exp.Alias) else p) for p in projs]
     names = [output_name(p) for p in projs]
-    out = [tuple(f(it) for f in pfns) for it in items]
+    out: list[tuple[Any, ...]] = []
+    async for chunk in x.canceller.chunks(items):
+        out += [tuple(f(it) for f in pfns) for it in chunk]
     if order is not None:
         keys = []
         for o in order.expressions:

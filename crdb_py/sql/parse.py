@@ -23,6 +23,7 @@ from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
 
 from crdb_py.sql import errors as E
+from crdb_py.sql import users
 
 AOST_SUFFIX = re.compile(r"\s+AS\s+OF\s+SYSTEM\s+TIME\s+(.+?)\s*$", re.I | re.S)
 
@@ -122,6 +123,9 @@ def parse_statement(sql: str) -> Statement:
     m = _EXPLAIN.match(text)
     if m:
         return Statement("explain", arg=parse_statement(m.group(1)), text=text)
+    u = users.parse(text)
+    if u is not None:
+        return Statement("show_users" if u[0] == "show" else "user", arg=u, text=text)
     m = _SHOW.match(text)
     if m:
         return Statement("show", arg=m.group(1).strip(), text=text)

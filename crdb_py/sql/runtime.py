@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlglot import exp
 
@@ -43,6 +44,53 @@ class Result:
     tag: str = ""
 
 
+_R = TypeVar("_R")
+YIELD_EVERY = 1024  # rows of Python work between two yields to the event loop
+
+
+class Canceller:
+    """A session's cancel flag, and the executor's yield points.
+
+    The row loops (joins, filters, grouping, projection) run in Python
+    without awaiting anything, so without yields a big cross join would
+    hold the event loop: no CancelRequest (nor any other connection) would
+    be served until it ends. Every `YIELD_EVERY` rows they `tick()`, which
+    yields once and raises 57014 if `cancel()` was called meanwhile.
+    """
+
+    __slots__ = ("cancelled", "_n")
+
+    def __init__(self) -> None:
+        self.cancelled = False
+        self._n = 0
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def reset(self) -> None:
+        self.cancelled = False
+        self._n = 0
+
+    def check(self) -> None:
+        if self.cancelled:
+            self.cancelled = False
+            raise E.SQLError("canceling statement due to user request", "57014")
+
+    async def tick(self, rows: int = 1) -> None:
+        self._n += rows
+        if self._n >= YIELD_EVERY:
+            self._n = 0
+            await asyncio.sleep(0)
+            self.check()
+
+    async def chunks(self, rows: Sequence[_R]) -> AsyncIterator[Sequence[_R]]:
+        """`rows` in slices of `YIELD_EVERY`, ticking between them."""
+        for i in range(0, len(rows), YIELD_EVERY):
+            chunk = rows[i:i + YIELD_EVERY]
+            yield chunk
+            await self.tick(len(chunk))
+
+
 @dataclass(slots=True)
 class ExecCtx:
     buf: WriteBuffer
@@ -53,6 +101,7 @@ class ExecCtx:
     ctes: dict[str, Relation] = field(default_factory=dict)
     explain: list[str] | None = None  # collects plan lines under EXPLAIN
     on_schema_change: Callable[[], None] = lambda: None
+    canceller: Canceller = field(default_factory=Canceller)
 
     async def resolve_table(self, t: exp.Table) -> TableDesc:
         db_id = await self.db_for(t)

@@ -39,7 +39,7 @@ import threading
 import time
 from typing import Any
 
-from crdb_py.sql import cluster_settings
+from crdb_py.sql import cluster_settings, users
 from crdb_py.sql import errors as E
 from crdb_py.sql.catalog import DEFAULT_DB, Catalog
 from crdb_py.sql.exec_ddl import drop_index, run_ddl
@@ -49,7 +49,7 @@ from crdb_py.sql.expr import Ctx
 from crdb_py.sql.historical import HistoricalTxn, parse_as_of, txn_modes
 from crdb_py.sql.kv import KVStore, WriteBuffer
 from crdb_py.sql.parse import Statement, StatementCache
-from crdb_py.sql.runtime import ExecCtx, Result
+from crdb_py.sql.runtime import Canceller, ExecCtx, Result
 from crdb_py.sql.show import run_show
 from crdb_py.sql.types import T_BOOL, T_STRING, UTC
 from crdb_py.util.errors import CrdbError
@@ -99,11 +99,13 @@ class Session:
         self._bootstrapped = False
         self._table_ids: dict[tuple[int, str], int] = {}
         self._read_only = False
+        self.canceller = Canceller()
 
     # -- entry point ----------------------------------------------------------------------
     async def execute(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> Result:
         stmt = self.cache.get(sql)
         params = list(params)
+        self.canceller.reset()
         if not self._bootstrapped:
             await self._bootstrap()
         if stmt.kind == "empty":
@@ -118,6 +120,10 @@ class Session:
         if self.state == TxnState.OPEN:
             return await self._in_explicit(stmt, params)
         return await self._implicit(stmt, params)
+
+    def cancel(self) -> None:
+        """Cancel the running statement (57014) at its next yield point."""
+        self.canceller.cancel()
 
     async def close(self) -> None:
         if self._txn is not None:
@@ -362,14 +368,16 @@ class Session:
     async def _run(self, stmt: Statement, params: list[Any], buf: WriteBuffer,
                    explain: list[str] | None = None) -> Result:
         if (self._read_only or isinstance(buf.txn, HistoricalTxn)) and stmt.kind not in (
-                "query", "show", "explain", "set", "use"):
+                "query", "show", "explain", "set", "use", "show_users"):
             raise E.SQLError("cannot execute writes in a read-only transaction", "25006")
         catalog = Catalog(buf, self._table_ids)
         db_id = await catalog.database_id(self.database)
-        if db_id is None and stmt.kind not in ("use", "ddl", "show", "set", "set_cluster"):
+        if db_id is None and stmt.kind not in ("use", "ddl", "show", "set", "set_cluster",
+                                              "user", "show_users"):
             raise E.undefined_database(self.database)
         ctx = Ctx(params=params, now=self._now, unique_rowid=unique_rowid)
-        x = ExecCtx(buf, catalog, db_id or 0, self.database, ctx, explain=explain)
+        x = ExecCtx(buf, catalog, db_id or 0, self.database, ctx, explain=explain,
+                    canceller=self.canceller)
         try:
             return await self._dispatch(stmt, x)
         except CrdbError:
@@ -399,6 +407,8 @@ class Session:
             if x.db_id == 0 and not _is_db_ddl(stmt):
                 raise E.undefined_database(self.database)
             return await run_ddl(x, stmt.ast)
+        if k in ("user", "show_users"):
+            return await users.run(x.buf, stmt.arg)
         if k == "drop_index":
             table, name, if_exists = stmt.arg
             return await drop_index(x, table, name, if_exists)
