@@ -2,7 +2,8 @@
 
 Two wire servers share one KV store, as two nodes of a cluster would: an
 admin one that trusts its clients (where root runs CREATE USER) and one
-that demands SCRAM, whose backend reads the verifiers from KV."""
+that demands SCRAM, whose backend reads the verifiers from KV. The last
+test runs a real node process."""
 
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ import hashlib
 import hmac
 import os
 import secrets
+import signal
 import struct
 import subprocess
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
 import pytest
 
 from crdb_py.pgwire.sql_adapter import SQLAdapterBackend
+from tests.cli.procs import cli, reap, spawn, wait_file
 from tests.pgwire.conftest import Running, Wire, fields
+from tests.pgwire.test_node import _free_port
 from tests.sql.fake_kv import FakeKV
 
 
@@ -112,3 +117,50 @@ def test_psql_logs_in_as_a_created_user(pair: tuple[Running, Running], psql: str
     assert ok.stdout.strip() == "42"
     bad = run("x")
     assert bad.returncode != 0 and "password authentication failed" in bad.stderr
+
+
+def _non_loopback_ip() -> str | None:
+    import ipaddress
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("10.255.255.255", 9))  # no packet is sent: this only picks a route
+        except OSError:
+            return None
+        ip = str(s.getsockname()[0])
+    return None if ipaddress.ip_address(ip).is_loopback or ip == "0.0.0.0" else ip
+
+
+def test_real_node_loopback_trust_then_scram_from_elsewhere(tmp_path: Path) -> None:
+    """The default `--sql-auth loopback-trust`: root creates a user over loopback;
+    the user then logs in over SCRAM from a non-loopback address."""
+    ip = _non_loopback_ip()
+    if ip is None:
+        pytest.skip("no non-loopback IPv4 address to connect from")
+    port, sql_port = _free_port(), _free_port()
+    ready = str(tmp_path / "ready.json")
+    p = spawn(["start", "--store", "mem", "--listen-addr", f"127.0.0.1:{port}",
+               "--sql-addr", f"0.0.0.0:{sql_port}", "--replication-factor", "1",
+               "--ready-file", ready, "--pid-file", str(tmp_path / "pid")], str(tmp_path / "n.log"))
+    try:
+        wait_file(str(tmp_path / "pid"), p)
+        r = cli(["init", "--host", f"127.0.0.1:{port}"])
+        assert r.returncode == 0, r.stderr
+        wait_file(ready, p, timeout=30)
+        with psycopg.connect(host="127.0.0.1", port=sql_port, user="root", dbname="defaultdb",
+                             autocommit=True, connect_timeout=10) as conn:
+            conn.execute("CREATE USER dave WITH PASSWORD 'd4ve'")
+        with psycopg.connect(host=ip, port=sql_port, user="dave", password="d4ve",
+                             dbname="defaultdb", connect_timeout=10) as conn:
+            assert conn.execute("SELECT 6 * 7").fetchone() == (42,)
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(host=ip, port=sql_port, user="dave", password="wrong",
+                            dbname="defaultdb", connect_timeout=10)
+        with pytest.raises(psycopg.OperationalError, match="password authentication failed"):
+            psycopg.connect(host=ip, port=sql_port, user="root", password="x",
+                            dbname="defaultdb", connect_timeout=10)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(20) == 0
+    finally:
+        reap(p)
