@@ -173,6 +173,8 @@ class StatementCache:
             return st
         self.misses += 1
         st = parse_statement(sql)
+        if st.kind == "user":  # may hold a password in clear: not kept around
+            return st
         self._d[sql] = st
         if len(self._d) > self.capacity:
             self._d.popitem(last=False)
