@@ -92,7 +92,8 @@ class SQLAdapterSession:
         stmt = self.session.cache.get(sql)  # raises the statement's syntax error now
         n = max(placeholder_count(sql), len(param_oids))
         oids = list(param_oids) + [0] * (n - len(param_oids))
-        returns_rows = stmt.kind in ("query", "show", "explain", "explain_analyze", "split") or (
+        returns_rows = stmt.kind in ("query", "show", "explain", "explain_analyze", "split",
+                                     "show_users") or (
             stmt.ast is not None and stmt.ast.args.get("returning") is not None)
         return PreparedInfo(oids, None if returns_rows else [])
 
