@@ -83,11 +83,13 @@ class RunSpec:
     op_timeout: float = 10.0
     final_timeout: float = 30.0
     broken: str | None = None  # "no-txn": NonTransactionalDB (checker mutation tests)
+    client: str = "kv"  # "kv": KVClient; "sql": SQLClient (bank, list-append)
 
     @property
     def name(self) -> str:
         b = f"-broken-{self.broken}" if self.broken else ""
-        return f"{self.workload}-{self.nemesis}-{self.setting}-s{self.seed}{b}"
+        c = "" if self.client == "kv" else f"-{self.client}"
+        return f"{self.workload}-{self.nemesis}-{self.setting}-s{self.seed}{c}{b}"
 
 
 @dataclass(slots=True)
@@ -139,16 +141,23 @@ def run(spec: RunSpec, cluster: Any, results_dir: str,
     for p in (hpath, npath):
         if os.path.exists(p):
             os.remove(p)
-    history = History(path=hpath)
-    kv = open_kv({cluster.node_id(i): cluster.address(i) for i in range(cluster.num_nodes)})
-    kv.db.settings.set(PARALLEL_COMMITS_ENABLED, parallel)
-    kv.db.settings.set(WRITE_PIPELINING_ENABLED, pipelining)
-    db: Any = SyncDB(kv.db, kv._loop, timeout=spec.op_timeout)
-    if spec.broken == "no-txn":
-        db = NonTransactionalDB(db)
-    elif spec.broken is not None:
+    if spec.broken not in (None, "no-txn"):
         raise ValueError(f"unknown broken mode {spec.broken!r}")
-    client = KVClient(db, prefix)
+    history = History(path=hpath)
+    kv: Any = None
+    client: Any
+    if spec.client == "sql":
+        client = _sql_client(spec, cluster, parallel, pipelining)
+    elif spec.client == "kv":
+        kv = open_kv({cluster.node_id(i): cluster.address(i) for i in range(cluster.num_nodes)})
+        kv.db.settings.set(PARALLEL_COMMITS_ENABLED, parallel)
+        kv.db.settings.set(WRITE_PIPELINING_ENABLED, pipelining)
+        db: Any = SyncDB(kv.db, kv._loop, timeout=spec.op_timeout)
+        if spec.broken == "no-txn":
+            db = NonTransactionalDB(db)
+        client = KVClient(db, prefix)
+    else:
+        raise ValueError(f"unknown client {spec.client!r}")
     pids = itertools.count(0)
     pid_lock = threading.Lock()
 
@@ -197,6 +206,8 @@ def run(spec: RunSpec, cluster: Any, results_dir: str,
                 ctx.log("nemesis-error", error=repr(e))
 
     try:
+        if spec.client == "sql":
+            client.create_tables()
         workload.setup(client)
         say(f"{spec.name}: running")
         threads = [threading.Thread(target=worker, args=(i,), name=f"jepsen-w{i}", daemon=True)
@@ -231,7 +242,7 @@ def run(spec: RunSpec, cluster: Any, results_dir: str,
                 break
             time.sleep(0.5)
     history.close()
-    kv.close()
+    (kv if kv is not None else client).close()
     try:
         verdict = workload.check(load(hpath))
     except Exception:
@@ -243,6 +254,33 @@ def run(spec: RunSpec, cluster: Any, results_dir: str,
                   default=repr)
     say(f"{spec.name}: {'valid' if res.valid else 'INVALID'} {res.counts}")
     return res
+
+
+def _sql_client(spec: RunSpec, cluster: Any, parallel: bool, pipelining: bool) -> Any:
+    """A `SQLClient` on `cluster` (a LocalCluster), or on a fresh embedded
+    in-memory database when `cluster` is None (nemesis "none" only); its
+    tables are named after the run, so runs can share a cluster."""
+    import re
+
+    from crdb_py.jepsen.sql_client import SQLClient
+    from crdb_py.kvclient.txn.settings import PARALLEL_COMMITS_ENABLED, WRITE_PIPELINING_ENABLED
+
+    if spec.workload not in ("bank", "list-append"):
+        raise ValueError(f"the SQL client runs bank and list-append, not {spec.workload!r}")
+    if cluster is None:
+        import crdb_py
+
+        root = crdb_py.connect(None)
+        connect: Callable[[], Any] = root.new_session
+    else:
+        root = cluster.connect()
+        connect = cluster.connect
+    root._backend.db.settings.set(PARALLEL_COMMITS_ENABLED, parallel)  # shared by sessions
+    root._backend.db.settings.set(WRITE_PIPELINING_ENABLED, pipelining)
+    suffix = "_" + re.sub(r"\W", "_", f"{spec.name}_{int(time.time() * 1000)}")
+    client = SQLClient(connect, table_suffix=suffix, autocommit=spec.broken == "no-txn")
+    client._open.append(root)  # closed with the client
+    return client
 
 
 def full_matrix(*, ops: int = 300, time_limit: float = 40.0, seed: int = 0,
