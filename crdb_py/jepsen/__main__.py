@@ -2,6 +2,7 @@
 
     python -m crdb_py.jepsen --matrix                      # the full soak (make jepsen)
     python -m crdb_py.jepsen -w bank -n kill -s 2pc --ops 300
+    python -m crdb_py.jepsen --client sql --matrix         # bank, list-append over SQL
 
 Histories, nemesis logs and per-run verdicts go under ``--results``; the
 table is printed at the end; the exit status is 1 if any run is invalid.
@@ -11,6 +12,7 @@ table is printed at the end; the exit status is 1 if any run is invalid.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
 from collections.abc import Sequence
@@ -18,6 +20,8 @@ from collections.abc import Sequence
 from crdb_py.jepsen.runner import (
     NEMESIS_NAMES,
     SETTINGS,
+    SQL_NEMESES,
+    SQL_WORKLOADS,
     WORKLOAD_NAMES,
     RunSpec,
     full_matrix,
@@ -41,7 +45,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--nodes", type=int, default=3)
     p.add_argument("--results", default=f"jepsen-results/{time.strftime('%Y%m%d-%H%M%S')}")
     p.add_argument("--no-sync", action="store_true", help="nodes do not fsync the raft log")
+    p.add_argument("--client", choices=("kv", "sql"), default="kv",
+                   help="run the workloads over the KV txn API or over SQL (bank, list-append)")
     a = p.parse_args(argv)
+    if a.client == "sql" and a.matrix:
+        a.workload = a.workload or list(SQL_WORKLOADS)
+        a.nemesis = a.nemesis or list(SQL_NEMESES)
     if a.matrix:
         specs = full_matrix(ops=a.ops, time_limit=a.time_limit, seed=a.seed,
                             final_timeout=a.final_timeout,
@@ -53,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          final_timeout=a.final_timeout)
                  for w in (a.workload or ["bank"]) for n in (a.nemesis or ["none"])
                  for s in (a.setting or ["parallel+pipelining"])]
+    specs = [dataclasses.replace(s, client=a.client) for s in specs]
     from rich.console import Console
 
     from crdb_py.localcluster import LocalCluster

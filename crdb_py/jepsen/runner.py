@@ -47,6 +47,8 @@ from crdb_py.jepsen.workloads import WORKLOADS, Verdict
 
 __all__ = [
     "NEMESIS_NAMES",
+    "SQL_NEMESES",
+    "SQL_WORKLOADS",
     "SETTINGS",
     "WORKLOAD_NAMES",
     "RunResult",
@@ -66,6 +68,11 @@ SETTINGS: dict[str, tuple[bool, bool]] = {
 }
 WORKLOAD_NAMES = tuple(WORKLOADS)
 NEMESIS_NAMES = tuple(NEMESES)
+# The SQL client's nemeses: split-lease and coordinator-crash act on the KV
+# client's key prefix (the latter records a KV-run op in the history), not
+# on the SQL tables.
+SQL_WORKLOADS = ("bank", "list-append")
+SQL_NEMESES = ("none", "kill", "partition", "clock-skew")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +150,6 @@ def run(spec: RunSpec, cluster: Any, results_dir: str,
             os.remove(p)
     if spec.broken not in (None, "no-txn"):
         raise ValueError(f"unknown broken mode {spec.broken!r}")
-    history = History(path=hpath)
     kv: Any = None
     client: Any
     if spec.client == "sql":
@@ -158,6 +164,7 @@ def run(spec: RunSpec, cluster: Any, results_dir: str,
         client = KVClient(db, prefix)
     else:
         raise ValueError(f"unknown client {spec.client!r}")
+    history = History(path=hpath)
     pids = itertools.count(0)
     pid_lock = threading.Lock()
 
@@ -265,8 +272,12 @@ def _sql_client(spec: RunSpec, cluster: Any, parallel: bool, pipelining: bool) -
     from crdb_py.jepsen.sql_client import SQLClient
     from crdb_py.kvclient.txn.settings import PARALLEL_COMMITS_ENABLED, WRITE_PIPELINING_ENABLED
 
-    if spec.workload not in ("bank", "list-append"):
+    if spec.workload not in SQL_WORKLOADS:
         raise ValueError(f"the SQL client runs bank and list-append, not {spec.workload!r}")
+    if spec.nemesis not in SQL_NEMESES:
+        raise ValueError(f"the SQL client runs under {SQL_NEMESES}, not {spec.nemesis!r}")
+    if cluster is None and spec.nemesis != "none":
+        raise ValueError("the embedded SQL database (cluster=None) takes no nemesis")
     if cluster is None:
         import crdb_py
 
@@ -320,7 +331,8 @@ def table(results: Sequence[RunResult]) -> Any:
         if r.error:
             an = (an + " " if an else "") + "RUNNER-ERROR"
         c = r.counts
-        t.add_row(r.spec.workload + (f" [{r.spec.broken}]" if r.spec.broken else ""),
+        t.add_row(r.spec.workload + (f" ({r.spec.client})" if r.spec.client != "kv" else "")
+                  + (f" [{r.spec.broken}]" if r.spec.broken else ""),
                   r.spec.nemesis, r.spec.setting, str(c["ops"]), str(c["ok"]),
                   str(c["fail"]), str(c["info"]), an or "none", f"{r.duration:.0f}")
     return t
