@@ -278,14 +278,22 @@ def _sql_client(spec: RunSpec, cluster: Any, parallel: bool, pipelining: bool) -
         raise ValueError(f"the SQL client runs under {SQL_NEMESES}, not {spec.nemesis!r}")
     if cluster is None and spec.nemesis != "none":
         raise ValueError("the embedded SQL database (cluster=None) takes no nemesis")
-    if cluster is None:
-        import crdb_py
+    import crdb_py
 
+    if cluster is None:
         root = crdb_py.connect(None)
         connect: Callable[[], Any] = root.new_session
     else:
-        root = cluster.connect()
-        connect = cluster.connect
+        # `crdb_py.connect("a,b,c")` takes the i-th address for node i+1, but
+        # node ids follow join order, not LocalCluster indexes: list the
+        # addresses in node-id order (`LocalCluster.connect` does not).
+        by_id = {cluster.node_id(i): cluster.address(i) for i in range(cluster.num_nodes)}
+        if sorted(by_id) == list(range(1, len(by_id) + 1)):
+            target = ",".join(by_id[n] for n in sorted(by_id))
+            connect = lambda: crdb_py.connect(target)  # noqa: E731
+        else:
+            connect = cluster.connect
+        root = connect()
     root._backend.db.settings.set(PARALLEL_COMMITS_ENABLED, parallel)  # shared by sessions
     root._backend.db.settings.set(WRITE_PIPELINING_ENABLED, pipelining)
     suffix = "_" + re.sub(r"\W", "_", f"{spec.name}_{int(time.time() * 1000)}")

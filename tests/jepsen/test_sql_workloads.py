@@ -32,7 +32,8 @@ def _ok(r: RunResult) -> None:
     for o in ops:
         if o.status == "fail":  # a fail is always a definite (retryable, rolled back) error
             assert "DefiniteFailure" in (o.complete.error or ""), o.complete.error
-    assert r.valid, f"{r.history_path}\n{r.verdict.explanation}\n{r.error or ''}"
+    infos = [o.complete.error for o in ops if o.status == "info"][:5]
+    assert r.valid, f"{r.history_path}\n{r.verdict.explanation}\n{r.error or ''}\n{infos}"
 
 
 # ---- the client on its own ----------------------------------------------------------
