@@ -608,7 +608,10 @@ class LocalCluster:
         the KV API of the cluster's nodes (`crdb_py.connect("host:port,...")`)."""
         import crdb_py
 
-        return crdb_py.connect(",".join(self.addresses))
+        # `connect("a,b,c")` takes the i-th address as node i+1; node ids
+        # follow join order, not index order.
+        by_id = sorted((self.node_id(i), a) for i, a in enumerate(self.addresses))
+        return crdb_py.connect(",".join(a for _, a in by_id))
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{sum(n.alive() for n in self._nodes)} running"
