@@ -2,21 +2,27 @@
 
 Range descriptors come from the meta records (``\\x02<end key>`` ->
 RangeDescriptor, see crdb_py/util/keys.py), read through the statement's
-transaction like any other key. The leaseholder is what the gateway's
-DistSender range cache last learned (NULL when it has not routed to the
-range yet) — the lease record itself is range-id-local and not addressable
-through the KV API. SPLIT AT encodes each row of values as a primary-key
+transaction like any other key. The leaseholder is asked of the range:
+the lease record is range-id-local and not addressable through KV, so for
+each descriptor we send a QueryIntent of its start key (for a made-up txn at
+timestamp 1: a lease-requiring read that never blocks on intents and whose
+timestamp-cache bump at ts 1 fences nothing) through the gateway's sender.
+Only the leaseholder serves it; the DistSender follows NotLeaseHolder hints
+and records whoever answered in its range cache, which we then read (NULL
+only if the range could not be reached). SPLIT AT encodes each row of values as a primary-key
 prefix of the table and sends an AdminSplit there (outside the txn).
 """
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import sqlglot
 from sqlglot import exp
 
-from crdb_py.pb import data_pb2
+from crdb_py.kvclient.db import Batch
+from crdb_py.pb import api_pb2, data_pb2
 from crdb_py.sql import errors as E
 from crdb_py.sql import rowenc
 from crdb_py.sql import types as T
@@ -24,6 +30,7 @@ from crdb_py.sql.catalog import TableDesc
 from crdb_py.sql.planner import pretty_key
 from crdb_py.sql.runtime import ExecCtx, Result
 from crdb_py.util import keys
+from crdb_py.util.errors import CrdbError
 
 _S, _I = T.T_STRING, T.T_INT
 
@@ -55,6 +62,21 @@ def _leaseholder(store: Any, d: Any) -> int | None:
     return None
 
 
+async def _probe_lease(store: Any, d: Any) -> None:
+    """Route a lease-requiring read to `d`'s range so the DistSender learns
+    (and caches) its current leaseholder; failures leave the cache as is."""
+    ru = api_pb2.RequestUnion()
+    qi = ru.query_intent
+    qi.header.key = d.start_key
+    qi.txn.id = uuid.uuid4().bytes
+    qi.txn.key = d.start_key
+    qi.txn.write_timestamp.wall_time = 1
+    try:
+        await store.run(Batch().add(ru))
+    except CrdbError:
+        pass
+
+
 def _pretty(desc: TableDesc, key: bytes) -> str:
     if key <= b"":
         return "/Min"
@@ -74,6 +96,7 @@ async def show_ranges(x: ExecCtx, store: Any, table: str) -> Result:
     p = rowenc.table_prefix(desc.id)
     rows = []
     for d in await descriptors(x.buf.txn, p, rowenc.prefix_end(p)):
+        await _probe_lease(store, d)
         rows.append((_pretty(desc, d.start_key), _pretty(desc, d.end_key), d.range_id,
                      _leaseholder(store, d), "{" + ",".join(str(r.node_id) for r in d.replicas) + "}"))
     cols = [("start_key", _S), ("end_key", _S), ("range_id", _I), ("lease_holder", _I),
