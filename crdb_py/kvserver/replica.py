@@ -49,7 +49,6 @@ from crdb_py.kvserver.lease import (
 )
 from crdb_py.kvserver.raftcmd import AppliedState, RaftCommand
 from crdb_py.kvserver.spanlatch import LatchManager
-from crdb_py.kvserver.spanset import SpanAccess, SpanSet
 from crdb_py.kvserver.tscache import TimestampCache
 from crdb_py.pb import api_pb2, data_pb2
 from crdb_py.raft import (
@@ -82,7 +81,7 @@ from crdb_py.util.errors import (
     WriteIntentError,
     WriteTooOldError,
 )
-from crdb_py.util.hlc import MIN_TIMESTAMP, Timestamp, ts_from_proto, ts_to_proto
+from crdb_py.util.hlc import Timestamp, ts_from_proto, ts_to_proto
 
 if TYPE_CHECKING:
     from crdb_py.kvserver.store import Store
@@ -847,24 +846,15 @@ def load_descriptor(engine: object, start_key: bytes) -> data_pb2.RangeDescripto
     return data_pb2.RangeDescriptor.FromString(res.value)
 
 
-def check_keys_in_range(desc: data_pb2.RangeDescriptor, key: bytes, end_key: bytes) -> None:
-    a = keys.addr(key)
-    if not (desc.start_key <= a < desc.end_key) or (end_key and keys.addr(end_key) > desc.end_key):
-        raise RangeKeyMismatchError(key, end_key, desc)
-
-
 def _consume(fut: asyncio.Future[None]) -> None:
     if not fut.cancelled():
         fut.exception()
 
 
 __all__ = [
-    "MIN_TIMESTAMP",
     "RAFT_INITIAL_LOG_INDEX",
     "RAFT_INITIAL_LOG_TERM",
     "Replica",
-    "SpanAccess",
-    "SpanSet",
     "compute_range_stats",
     "load_descriptor",
     "range_data_spans",
