@@ -100,12 +100,36 @@ class Session:
         self._table_ids: dict[tuple[int, str], int] = {}
         self._read_only = False
         self.canceller = Canceller()
+        self._committing = False  # a statement timing out now has an ambiguous outcome
 
     # -- entry point ----------------------------------------------------------------------
     async def execute(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> Result:
         stmt = self.cache.get(sql)
         params = list(params)
         self.canceller.reset()
+        timeout = self.statement_timeout
+        if not timeout or stmt.kind == "txn" and stmt.arg[0] in ("rollback", "rollback_to"):
+            return await self._execute(stmt, params)
+        self._committing = False
+        deadline = asyncio.timeout(timeout)
+        try:
+            async with deadline:
+                return await self._execute(stmt, params)
+        except TimeoutError:
+            if not deadline.expired():  # not ours
+                raise
+            if self._committing:  # the commit may have happened: say so (40003)
+                raise E.SQLError("statement timed out while committing: the result is "
+                                 "ambiguous", "40003") from None
+            raise E.SQLError("canceling statement due to statement timeout", "57014") from None
+
+    @property
+    def statement_timeout(self) -> float:
+        """Seconds (`SET statement_timeout`, PostgreSQL units; 0 = none)."""
+        v = self.vars.get("statement_timeout")
+        return parse_duration_ms(v) / 1000 if v else 0.0
+
+    async def _execute(self, stmt: Statement, params: list[Any]) -> Result:
         if not self._bootstrapped:
             await self._bootstrap()
         if stmt.kind == "empty":
@@ -152,7 +176,9 @@ class Session:
                 if stmt.kind == "explain":
                     await txn.rollback()
                 else:
+                    self._committing = True
                     await buf.commit()
+                    self._committing = False
                 if stmt.kind == "explain_analyze":
                     return await self._analyze(res, txn, buf, committed=True)
                 if stmt.kind == "set_cluster":
@@ -229,6 +255,7 @@ class Session:
                 return Result(tag="COMMIT")
             try:
                 assert self._buf is not None
+                self._committing = True
                 await self._buf.commit()
             except BaseException:
                 await self._safe_rollback()
@@ -256,6 +283,7 @@ class Session:
             else:  # CockroachDB: RELEASE commits; on 40001 ROLLBACK TO restarts
                 try:
                     assert self._buf is not None
+                    self._committing = True
                     await self._buf.commit()
                 except BaseException as e:
                     self.state = TxnState.ABORTED
@@ -419,7 +447,10 @@ class Session:
             return Result(tag="SET")
         if k == "set":
             name, val = stmt.arg
-            self.vars[name] = val.strip("'\"")
+            val = val.strip().strip("'\"")
+            if name == "statement_timeout":
+                parse_duration_ms(val)  # 22023 on a bad value
+            self.vars[name] = val
             return Result(tag="SET")
         if k == "explain_analyze":
             inner = stmt.arg
@@ -446,6 +477,9 @@ class Session:
             if m:
                 return Result([(pairs[0][0], T_BOOL)], [(pairs[0][1],)], 1)
             return Result([("variable", T_STRING), ("value", T_BOOL)], pairs, len(pairs))
+        if k == "show" and stmt.arg.strip().lower() in SESSION_VARS:
+            name = stmt.arg.strip().lower()
+            return Result([(name, T_STRING)], [(self.vars.get(name, SESSION_VARS[name]),)], 1)
         if k == "show":
             return await run_show(x, stmt.arg, self.txn_status)
         if k == "explain":
@@ -466,6 +500,19 @@ class Session:
                 lines.append(f"... {len(writes) - 20} more writes")
             return Result([("info", T_STRING)], [(ln,) for ln in head + lines], len(lines) + 1)
         raise E.unsupported(f"statement kind {k}")
+
+
+SESSION_VARS = {"statement_timeout": "0"}  # SHOW-able session variables and defaults
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h)?\s*$", re.I)
+_UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "min": 60_000.0, "h": 3_600_000.0}
+
+
+def parse_duration_ms(v: str) -> float:
+    """A PostgreSQL duration setting: a bare number is milliseconds."""
+    m = _DURATION.match(v)
+    if m is None:
+        raise E.SQLError(f'invalid value for parameter "statement_timeout": "{v}"', "22023")
+    return float(m.group(1)) * _UNIT_MS[(m.group(2) or "ms").lower()]
 
 
 def _backoff(attempt: int) -> float:
