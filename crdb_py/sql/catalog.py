@@ -158,13 +158,18 @@ class Catalog:
         # and name, else the namespace is read again. It saves a point read
         # per table per statement without ever trusting a stale entry.
         self._ids = ids if ids is not None else {}
+        self.keys_read: list[bytes] = []  # namespace and descriptor keys, in order
+
+    async def _get(self, key: bytes) -> bytes | None:
+        self.keys_read.append(key)
+        return await self.buf.get(key)
 
     async def new_id(self) -> int:
         return FIRST_ID + await self.buf.inc(ID_KEY, 1)
 
     # -- databases ---------------------------------------------------------------------
     async def database_id(self, name: str) -> int | None:
-        raw = await self.buf.get(ns_key(0, name))
+        raw = await self._get(ns_key(0, name))
         return None if raw is None else rowenc.unpack(raw)
 
     async def create_database(self, name: str) -> int:
@@ -207,7 +212,7 @@ class Catalog:
                 self._tables[key] = d
                 return d
             del self._ids[key]
-        raw = await self.buf.get(ns_key(db_id, name))
+        raw = await self._get(ns_key(db_id, name))
         desc = None
         if raw is not None:
             desc = await self.table_by_id(rowenc.unpack(raw))
@@ -216,7 +221,7 @@ class Catalog:
         return desc
 
     async def table_by_id(self, id_: int, *, missing_ok: bool = False) -> TableDesc | None:
-        raw = await self.buf.get(desc_key(id_))
+        raw = await self._get(desc_key(id_))
         if raw is None:
             if missing_ok:
                 return None

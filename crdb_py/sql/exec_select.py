@@ -26,6 +26,7 @@ from crdb_py.sql.expr import (
     Scope,
     ScopeCol,
     has_agg,
+    memoized,
     output_name,
     sort_key_cmp,
     truthy,
@@ -57,6 +58,15 @@ def _subquery_nodes(nodes: list[exp.Expression | None]) -> list[exp.Expression]:
     return out
 
 
+def _subqueries_of(x: ExecCtx, nodes: list[exp.Expression | None]) -> list[exp.Expression]:
+    """`_subquery_nodes(nodes)`, from the plan memo (nodes of the cached AST)."""
+    anchor = next((n for n in nodes if n is not None), None)
+    if anchor is None:
+        return []
+    return memoized(x.ctx, ("subq", tuple(id(n) for n in nodes)), anchor,
+                    lambda: _subquery_nodes(nodes))
+
+
 def _sub_key(n: exp.Expression) -> int:
     return id(n.args["query"]) if isinstance(n, exp.In) else id(n)
 
@@ -83,7 +93,7 @@ async def run_subqueries(x: ExecCtx, nodes: list[exp.Expression | None]) -> None
     One that names a column its own FROM lacks (42703) is taken to be
     correlated: it is marked `Correlated` and run per outer row by
     `run_correlated` (SELECT only; elsewhere it reports 0A000)."""
-    for n in _subquery_nodes(nodes):
+    for n in _subqueries_of(x, nodes):
         try:
             x.ctx.subqueries[_sub_key(n)] = await _run_subquery(x, n)
         except E.SQLError as ex:
@@ -95,7 +105,9 @@ async def run_subqueries(x: ExecCtx, nodes: list[exp.Expression | None]) -> None
 async def run_correlated(x: ExecCtx, rel: Relation, nodes: list[exp.Expression | None]) -> None:
     """Evaluate the correlated subqueries under `nodes` for every row of `rel`
     (the outer row's columns are constants inside: `Ctx.outer`)."""
-    corr = [n for n in _subquery_nodes(nodes)
+    if not x.ctx.subqueries:
+        return
+    corr = [n for n in _subqueries_of(x, nodes)
             if isinstance(x.ctx.subqueries.get(_sub_key(n)), Correlated)]
     for n in corr:
         box = x.ctx.subqueries[_sub_key(n)]
@@ -382,9 +394,10 @@ async def _select(x: ExecCtx, sel: exp.Select) -> Relation:
             kept += [r for r in chunk if truthy(f(r))]
         rel = Relation(rel.scope, kept)
     await run_correlated(x, rel, list(sel.expressions))
-    projs = _expand(list(sel.expressions), rel.scope)
-    aggregating = group is not None or any(has_agg(p) for p in projs) or (
-        having is not None)
+    sig = tuple((c.table, c.name, c.hidden) for c in rel.scope.cols)
+    projs = memoized(x.ctx, ("expand", sig), sel, lambda: _expand(list(sel.expressions), rel.scope))
+    aggregating = group is not None or having is not None or memoized(
+        x.ctx, ("has_agg", sig), sel, lambda: any(has_agg(p) for p in projs))
     comp = Compiler(rel.scope, x.ctx, agg=aggregating)
     items: list[Any]  # per output row: the input row, or (rep, rows) group
     if aggregating:

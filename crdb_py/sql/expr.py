@@ -65,9 +65,21 @@ class Scope:
         return Scope(self.cols + other.cols)
 
 
+MEMO_MAX = 2048  # entries per plan; beyond it nothing more is memoised
+
+
 @dataclass(slots=True)
 class Ctx:
-    """Per-statement evaluation context."""
+    """Per-execution evaluation context, and the plan memo that outlives it.
+
+    Compiled closures read everything that changes between executions
+    (parameters, `now`, subquery results, the row-id generator) from the
+    `Ctx` they were compiled with, at run time. So a `Ctx` with a `memo` is
+    a reusable *plan*: `reset()` it for the next execution of the same
+    statement and every compiled expression, scan analysis and AST walk
+    recorded in the memo is reused (see `memoized`). One execution at a
+    time uses a `Ctx` (crdb_py/sql/plancache.py hands them out).
+    """
 
     params: list[Any] = field(default_factory=list)
     now: dt.datetime = field(default_factory=lambda: dt.datetime.now(T.UTC))
@@ -75,6 +87,47 @@ class Ctx:
     next_placeholder: int = 0
     unique_rowid: Callable[[], int] = lambda: 0
     outer: list[tuple[Scope, tuple[Any, ...]]] = field(default_factory=list)  # correlated subqueries
+    memo: dict[Any, tuple[Any, Any]] | None = None  # None: nothing is memoised
+    params_needed: int = 0  # highest placeholder number a compiled expression reads
+    catalog_keys: list[bytes] = field(default_factory=list)  # read by the last execution
+    executions: int = 0
+
+    def reset(self, params: list[Any], now: dt.datetime,
+              unique_rowid: Callable[[], int]) -> None:
+        """Ready this plan for another execution with new parameters."""
+        if len(params) < self.params_needed:
+            raise E.SQLError(f"no value provided for placeholder ${len(params) + 1}", "08P01")
+        for v in params:
+            if v is not None:
+                T.type_of(v)  # unsupported parameter types fail here, as at compile time
+        self.params = params
+        self.now = now
+        self.unique_rowid = unique_rowid
+        self.subqueries = {}
+        self.outer = []
+        self.next_placeholder = 0
+        self.executions += 1
+
+
+def memoized(ctx: Ctx, tag: Any, node: Any, build: Callable[[], Any]) -> Any:
+    """`build()`, remembered in the plan memo under (`tag`, `node`).
+
+    `node` is an AST node (or any object) the result depends on; the memo
+    keeps a reference to it, so its id cannot be reused by another object
+    while the entry lives, and an entry only hits for that very object.
+    `tag` must capture every other input of `build` (a scope signature, a
+    descriptor, ...)."""
+    m = ctx.memo
+    if m is None:
+        return build()
+    key = (tag, id(node))
+    hit = m.get(key)
+    if hit is not None and hit[0] is node:
+        return hit[1]
+    v = build()
+    if len(m) < MEMO_MAX:
+        m[key] = (node, v)
+    return v
 
 
 class Correlated:
@@ -279,14 +332,20 @@ _CLASS_FN = {
 class Compiler:
     """Compiles expressions against one scope (see module docstring)."""
 
-    def __init__(self, scope: Scope, ctx: Ctx, *, agg: bool = False,
-                 outer: Compiler | None = None) -> None:
+    def __init__(self, scope: Scope, ctx: Ctx, *, agg: bool = False) -> None:
         self.scope = scope
         self.ctx = ctx
         self.agg = agg
 
     def __call__(self, e: exp.Expression) -> Fn:
-        return self.compile(e)
+        """The compiled `e`, from the plan memo when the context has one.
+
+        Inside a correlated subquery (`ctx.outer` set) outer columns compile
+        to constants of the current outer row: never memoised."""
+        if self.ctx.memo is None or self.ctx.outer:
+            return self.compile(e)
+        sig = ("fn", self.agg, tuple((c.table, c.name, c.hidden) for c in self.scope.cols))
+        return memoized(self.ctx, sig, e, lambda: self.compile(e))
 
     def compile(self, e: exp.Expression) -> Fn:
         m = getattr(self, "_" + type(e).__name__.lower(), None)
@@ -343,12 +402,14 @@ class Compiler:
         return self._param(int(e.this.this) - 1)
 
     def _param(self, i: int) -> Fn:
-        if i >= len(self.ctx.params) or i < 0:
+        ctx = self.ctx
+        if i >= len(ctx.params) or i < 0:
             raise E.SQLError(f"no value provided for placeholder ${i + 1}", "08P01")
-        v = self.ctx.params[i]
+        v = ctx.params[i]
         if v is not None:
             T.type_of(v)
-        return lambda r: v
+        ctx.params_needed = max(ctx.params_needed, i + 1)
+        return lambda r: ctx.params[i]  # read per execution: the plan may be reused
 
     # -- operators -------------------------------------------------------------------
     def _cmp(self, e: exp.Binary, ok: Callable[[int], bool]) -> Fn:
@@ -484,7 +545,11 @@ class Compiler:
             v, pat = a(r), p(r)
             if v is None or pat is None:
                 return None
-            rx = cache.get(pat) or cache.setdefault(pat, like_regex(pat, ci))
+            rx = cache.get(pat)
+            if rx is None:
+                if len(cache) > 64:  # a reused plan sees many patterns
+                    cache.clear()
+                rx = cache[pat] = like_regex(pat, ci)
             return rx.fullmatch(v) is not None
         return f
 
@@ -620,7 +685,7 @@ class Compiler:
         distinct = isinstance(arg, exp.Distinct)
         if distinct:
             arg = arg.expressions[0]
-        inner = Compiler(self.scope, self.ctx)
+        inner = Compiler(self.scope, self.ctx)  # nested in this compile: no memo lookup
         star = isinstance(arg, exp.Star)
         g = (lambda r: 1) if star else inner.compile(arg)
 

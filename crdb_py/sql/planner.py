@@ -42,7 +42,7 @@ from crdb_py.sql import errors as E
 from crdb_py.sql import rowenc
 from crdb_py.sql import types as T
 from crdb_py.sql.catalog import Index, TableDesc
-from crdb_py.sql.expr import Compiler, Ctx, Scope, compare
+from crdb_py.sql.expr import Compiler, Ctx, Scope, compare, memoized
 from crdb_py.sql.kv import WriteBuffer
 from crdb_py.sql.tablerows import RowCodec
 
@@ -111,7 +111,7 @@ class _Constraints:
 
     def value(self, cid: int, e: exp.Expression) -> tuple[bool, Any]:
         """(usable, value converted exactly to the column's type)."""
-        if not _is_const(e):
+        if not memoized(self.ctx, "is_const", e, lambda: _is_const(e)):
             return False, None
         try:
             v = self.const(e)(())
@@ -196,7 +196,8 @@ def _same(a: Any, b: Any) -> bool:
 
 def plan_scan(desc: TableDesc, alias: str, where: exp.Expression | None, ctx: Ctx) -> ScanPlan:
     cons = _Constraints(desc, alias, ctx)
-    for c in conjuncts(where):
+    for c in (memoized(ctx, "conjuncts", where, lambda: conjuncts(where))
+              if where is not None else ()):
         cons.add(c)
     codec = RowCodec.of(desc)
     best: tuple[tuple[int, int, int, int], Index, int, bool] | None = None

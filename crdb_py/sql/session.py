@@ -45,10 +45,10 @@ from crdb_py.sql.catalog import DEFAULT_DB, Catalog
 from crdb_py.sql.exec_ddl import drop_index, run_ddl
 from crdb_py.sql.exec_dml import run_delete, run_insert, run_update
 from crdb_py.sql.exec_select import run_query
-from crdb_py.sql.expr import Ctx
 from crdb_py.sql.historical import HistoricalTxn, parse_as_of, txn_modes
 from crdb_py.sql.kv import KVStore, WriteBuffer
 from crdb_py.sql.parse import Statement, StatementCache
+from crdb_py.sql.plancache import PlanCache
 from crdb_py.sql.runtime import Canceller, ExecCtx, Result
 from crdb_py.sql.show import run_show
 from crdb_py.sql.types import T_BOOL, T_STRING, UTC
@@ -78,14 +78,17 @@ def unique_rowid() -> int:
 
 _session_ids = itertools.count(1)
 _SHARED_CACHE = StatementCache()
+_SHARED_PLANS = PlanCache()
 
 
 class Session:
     def __init__(self, store: KVStore, *, database: str = DEFAULT_DB,
-                 cache: StatementCache | None = None, max_retries: int = 30) -> None:
+                 cache: StatementCache | None = None, plans: PlanCache | None = None,
+                 max_retries: int = 30) -> None:
         self.store = store
         self.database = database
         self.cache = cache or _SHARED_CACHE
+        self.plans = plans if plans is not None else _SHARED_PLANS
         self.max_retries = max_retries
         self.state = TxnState.NO_TXN
         self.id = next(_session_ids)
@@ -399,15 +402,21 @@ class Session:
                 "query", "show", "explain", "set", "use", "show_users"):
             raise E.SQLError("cannot execute writes in a read-only transaction", "25006")
         catalog = Catalog(buf, self._table_ids)
+        ctx = self.plans.checkout(stmt.kind, stmt.text, stmt.ast)
+        if ctx.catalog_keys:  # a cached plan: its catalog reads in one batch
+            await buf.prefetch(ctx.catalog_keys)
         db_id = await catalog.database_id(self.database)
         if db_id is None and stmt.kind not in ("use", "ddl", "show", "set", "set_cluster",
                                               "user", "show_users"):
             raise E.undefined_database(self.database)
-        ctx = Ctx(params=params, now=self._now, unique_rowid=unique_rowid)
+        ctx.reset(params, self._now, unique_rowid)
         x = ExecCtx(buf, catalog, db_id or 0, self.database, ctx, explain=explain,
                     canceller=self.canceller)
         try:
-            return await self._dispatch(stmt, x)
+            res = await self._dispatch(stmt, x)
+            ctx.catalog_keys = catalog.keys_read[:8]
+            self.plans.checkin(stmt.kind, stmt.text, stmt.ast, ctx)
+            return res
         except CrdbError:
             raise
         except (TypeError, ValueError, ArithmeticError, OverflowError) as ex:
