@@ -9,10 +9,13 @@ is measured; throughput is ops / elapsed for the sequential client.
 Systems:
 
 * ``crdb-embedded``: `crdb_py.connect()` (in-memory single node, the SQL
-  layer in this process), with the statement cache on, and again with it
-  off (`StatementCache(capacity=0)`: every statement is parsed by sqlglot);
-* ``crdb-cluster``: a 3-node `LocalCluster` (real processes, synced RocksDB),
-  SQL in this process over the KV API (`LocalCluster.connect()`);
+  layer in this process) three times: parse and plan caches on (the
+  default); plan cache off (`PlanCache(capacity=0)`: parsed once, planned
+  every time); both off (`StatementCache(capacity=0)` as well: every
+  statement parsed by sqlglot and planned);
+* ``crdb-3node``: a 3-node `LocalCluster` (real processes, synced RocksDB),
+  SQL in this process over the KV API (`LocalCluster.connect()`), with and
+  without the plan cache;
 * ``sqlite3``: the standard library, a file database (default journal);
 * ``postgres``: when PostgreSQL server binaries are installed
   (/usr/lib/postgresql/<v>/bin) and psycopg imports: a throwaway instance
@@ -73,12 +76,16 @@ def run_workload(execute: Callable[[str, tuple[Any, ...]], Any], ops: int, ph: s
     return out
 
 
-def bench_crdb(conn: Any, ops: int, *, cache: bool) -> dict[str, dict[str, float]]:
+def bench_crdb(conn: Any, ops: int, *, parse_cache: bool = True,
+               plan_cache: bool = True) -> dict[str, dict[str, float]]:
     from crdb_py.sql.parse import StatementCache
+    from crdb_py.sql.plancache import PlanCache
 
     conn.autocommit = True
-    if not cache:
+    if not parse_cache:
         conn.session.cache = StatementCache(capacity=0)
+    if not plan_cache:
+        conn.session.plans = PlanCache(capacity=0)
     cur = conn.cursor()
     cur.execute("DROP TABLE IF EXISTS kv")
     cur.execute("CREATE TABLE kv (k INT PRIMARY KEY, v STRING)")
@@ -189,10 +196,12 @@ def main(argv: list[str] | None = None) -> int:
 
     results: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="crdb-sql-bench-") as d:
-        for name, cache in (("crdb-embedded", True), ("crdb-embedded-nocache", False)):
+        for name, parse, plan in (("crdb-embedded", True, True),
+                                  ("crdb-embedded-noplancache", True, False),
+                                  ("crdb-embedded-nocache", False, False)):
             c = crdb_py.connect()
             try:
-                results[name] = bench_crdb(c, ops, cache=cache)
+                results[name] = bench_crdb(c, ops, parse_cache=parse, plan_cache=plan)
             finally:
                 c.close()
         if not (a.quick or a.no_cluster):
@@ -200,11 +209,12 @@ def main(argv: list[str] | None = None) -> int:
                 from crdb_py.localcluster import LocalCluster
 
                 with LocalCluster(3) as lc:
-                    c = lc.connect()
-                    try:
-                        results["crdb-3node"] = bench_crdb(c, ops, cache=True)
-                    finally:
-                        c.close()
+                    for name, plan in (("crdb-3node", True), ("crdb-3node-noplancache", False)):
+                        c = lc.connect()
+                        try:
+                            results[name] = bench_crdb(c, ops, plan_cache=plan)
+                        finally:
+                            c.close()
             except Exception as e:  # report, keep the other systems' numbers
                 results["crdb-3node"] = {"error": f"{type(e).__name__}: {e}"[:200]}
         results["sqlite3"] = bench_sqlite(ops, d)
