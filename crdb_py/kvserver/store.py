@@ -7,13 +7,26 @@ replica together:
 
 1. collect each replica's `Ready`; install snapshots and append log entries
    and hard states of **all** of them into **one** engine write batch;
-2. write that batch, **synced** (unless `sync_writes` is off), *before*
-   anything that depends on it leaves the node;
-3. send the messages (coalesced per destination node by the transport);
+2. send a leader's appends and heartbeats at once (they need not wait for
+   its own log to be durable), then make the batch durable through the
+   store's log writer (crdb_py/kvserver/logwriter.py) *before* anything that
+   depends on it leaves the node;
+3. send the other messages — votes, append acknowledgements — (coalesced
+   per destination node by the transport);
 4. apply committed entries of all replicas into one (unsynced) batch — the
    raft log is already durable, and each replica's applied index is written
    atomically with the data, so a crash simply re-applies the log's tail;
 5. `advance` every raft group, then complete proposals and other callbacks.
+
+With the inline log writer (the simulator, `MemEngine`) a turn runs 1–5 in
+one go. With the background writer (a `RocksEngine` on a real loop) step 2
+writes the batch unsynced and queues an fsync on the writer's thread; the
+replicas whose Ready must be synced finish 3–5 when it completes, in a later
+loop callback, while the loop goes on serving RPCs and processing *other*
+replicas' Readies — whose writes the next fsync then covers (group commit).
+A replica's own Ready cycle stays strictly sequential: no new `Ready` is
+taken from it until the one in flight has been advanced. A failed log write
+or fsync is fatal to the node (`Store.on_fatal`, default: exit).
 
 Ticks (every `raft_tick_interval`) drive elections, heartbeats, lease
 renewal and reproposals; every few ticks leaseholders also run the
@@ -28,9 +41,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from crdb_py.kvserver.logwriter import LogWriter, new_log_writer
 from crdb_py.kvserver.replica import (
     Replica,
     load_descriptor,
@@ -42,7 +58,7 @@ from crdb_py.pb import api_pb2, data_pb2, raft_pb2
 from crdb_py.raft import MessageType
 from crdb_py.raft.wire import message_from_proto, message_to_proto
 from crdb_py.storage import MVCCStats, encode_int_value, mvcc_find_split_key, mvcc_put, mvcc_scan
-from crdb_py.util import failpoints, keys
+from crdb_py.util import keys
 from crdb_py.util.errors import CrdbError, InternalError, RangeNotFoundError
 from crdb_py.util.errwire import error_from_proto, error_to_proto
 from crdb_py.util.hlc import HLC, Timestamp, ts_from_proto, ts_to_proto
@@ -52,6 +68,14 @@ log = logging.getLogger(__name__)
 RANGE_ID_GENERATOR_KEY = keys.SYSTEM_PREFIX + b"range-idgen"
 _SEND_BEFORE_SYNC = frozenset({MessageType.APP, MessageType.HEARTBEAT, MessageType.SNAP})
 BOOTSTRAP_TS = Timestamp(1, 0)
+DISK_FAILURE_EXIT = 74  # sysexits.h EX_IOERR
+
+
+def exit_on_disk_failure(e: BaseException) -> None:
+    """`Store.on_fatal`'s default: the raft log could not be made durable,
+    so the node must not go on (see logwriter.py): exit at once."""
+    logging.shutdown()
+    os._exit(DISK_FAILURE_EXIT)
 
 
 @dataclass
@@ -69,6 +93,10 @@ class StoreConfig:
     replication_factor: int = 3
     queue_interval_ticks: int = 5
     raft_log_max_entries: int = 2000
+    # Who makes raft-log batches durable (kvserver/logwriter.py): "inline"
+    # (on the loop), "background" (fsync on a thread) or "auto" (background
+    # for a RocksEngine with sync_writes on a real asyncio loop, else inline).
+    log_writer: str = "auto"
 
 
 class NodeDialer(Protocol):
@@ -124,6 +152,10 @@ class Store:
         self._intent_resolver: Any = None
         self._kv_pusher: Any = None
         self.pusher = _StorePusher(self)
+        self._log_writer: LogWriter | None = None
+        # range id -> the replica whose Ready is waiting for a log sync
+        self._inflight: dict[int, Replica] = {}
+        self.on_fatal: Callable[[BaseException], None] = exit_on_disk_failure
 
     # ---- txn machinery over the cluster KV client (created once kv is set) ----
 
@@ -185,6 +217,7 @@ class Store:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self.log_writer()
         self.load_replicas()
         for r in self.replicas.values():
             assert r.desc is not None
@@ -211,6 +244,40 @@ class Store:
                     p.fut.cancel()
         if self._intent_resolver is not None:
             self._intent_resolver.close()
+        await self._close_log_writer()
+
+    async def _close_log_writer(self) -> None:
+        w, self._log_writer = self._log_writer, None
+        self._inflight.clear()
+        if w is None:
+            return
+        if not w.background:
+            w.close()
+            return
+        # Joining waits out a running fsync; a sync parked at a failpoint
+        # must not hang the shutdown (its result is ignored once closed).
+        fut = asyncio.get_running_loop().run_in_executor(None, w.close)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(fut), 5.0)
+
+    def log_writer(self) -> LogWriter:
+        w = self._log_writer
+        if w is None:
+            loop = self._loop or asyncio.get_running_loop()
+            w = self._log_writer = new_log_writer(
+                self.config.log_writer, self.engine, loop, self._fatal,
+                sync_writes=self.config.sync_writes,
+            )
+        return w
+
+    def _fatal(self, e: BaseException) -> None:
+        """The raft log could not be written or synced: stop serving (its
+        state in memory may be ahead of the disk) and hand over to
+        `on_fatal` — a real node exits, as CockroachDB does on disk errors."""
+        log.critical("n%d: raft log write/sync failed, stopping the node: %r",
+                     self.config.node_id, e)
+        self.stopped = True
+        self.on_fatal(e)
 
     # ---- scheduler --------------------------------------------------------------
 
@@ -228,11 +295,16 @@ class Store:
         pending, self._pending = self._pending, set()
         eng = self.engine
         log_batch = eng.new_batch()
-        readies = []
+        inflight = self._inflight
+        readies: list[tuple[Replica, Any, list[Any]]] = []  # (replica, ready, late msgs)
         must_sync = False
         for rid in pending:
             r = self.replicas.get(rid)
-            if r is None or r.destroyed or not r.raw_node.has_ready():
+            if r is None or r.destroyed:
+                continue
+            if inflight.get(rid) is r:
+                continue  # its Ready is being synced; re-enqueued once advanced
+            if not r.raw_node.has_ready():
                 continue
             rd = r.raw_node.ready()
             if rd.snapshot is not None and not rd.snapshot.is_empty():
@@ -240,44 +312,63 @@ class Store:
             if rd.hard_state is not None or rd.entries:
                 r.raft_storage.save(hard_state=rd.hard_state, entries=rd.entries, batch=log_batch)
             must_sync = must_sync or rd.must_sync
-            readies.append((r, rd))
+            readies.append((r, rd, rd.messages))
         # A leader's appends (and heartbeats, snapshots) do not depend on its
         # own log being durable (Raft thesis §10.2.1): send them before the
         # synced write, so the leader's and the followers' syncs overlap.
         # Everything else — votes, append responses — waits for the sync.
-        late: list[tuple[Replica, list[Any]]] = []
-        for r, rd in readies:
-            if not rd.messages:
+        for i, (r, rd, msgs) in enumerate(readies):
+            if not msgs:
                 continue
-            early = [m for m in rd.messages if m.type in _SEND_BEFORE_SYNC]
+            early = [m for m in msgs if m.type in _SEND_BEFORE_SYNC]
             if early:
                 self._send(r, early)
-                rest = [m for m in rd.messages if m.type not in _SEND_BEFORE_SYNC]
-            else:
-                rest = rd.messages
-            if rest:
-                late.append((r, rest))
-        if log_batch.count():
-            if failpoints._armed:  # raft log / hard state built, not yet durable
-                failpoints.hit_sync("kvserver.store.before_sync")
-            eng.write(log_batch, sync=self.config.sync_writes and must_sync)
-        for r, msgs in late:
-            self._send(r, msgs)
+                readies[i] = (r, rd, [m for m in msgs if m.type not in _SEND_BEFORE_SYNC])
+        writer = self.log_writer()
+        sync = self.config.sync_writes and must_sync
+        try:
+            if writer.background and sync:
+                if log_batch.count():
+                    writer.write(log_batch, sync=False)
+                wait = [x for x in readies if x[1].must_sync]
+                for x in wait:
+                    inflight[x[0].range_id] = x[0]
+                writer.sync(lambda: self._finish(wait))
+                self._finish([x for x in readies if not x[1].must_sync])
+                return
+            if log_batch.count():
+                writer.write(log_batch, sync=sync)
+        except Exception as e:
+            self._fatal(e)
+            return
+        self._finish(readies)
+
+    def _finish(self, readies: list[tuple[Replica, Any, list[Any]]]) -> None:
+        """Steps 3–5 for Readies whose log writes are durable."""
+        if self.stopped or not readies:
+            return
+        for r, _, msgs in readies:
+            if msgs:
+                self._send(r, msgs)
+        eng = self.engine
         apply_batch = eng.new_batch()
         post: list[Any] = []
-        for r, rd in readies:
+        for r, rd, _ in readies:
             if rd.committed_entries:
                 r.apply_committed(rd.committed_entries, apply_batch, post)
         if apply_batch.count():
             eng.write(apply_batch, sync=False)
-        for r, rd in readies:
+        for r, rd, _ in readies:
             r.raw_node.advance(rd)
         for cb in post:
             try:
                 cb()
             except Exception:
                 log.exception("n%d: post-apply callback failed", self.config.node_id)
-        for r, _ in readies:
+        inflight = self._inflight
+        for r, _, _ in readies:
+            if inflight.get(r.range_id) is r:
+                del inflight[r.range_id]
             if r.raw_node.has_ready():
                 self.enqueue(r)
 

@@ -21,6 +21,11 @@ module reads it at import (and `load_env()` re-reads it).
 Pause works across threads: the parked coroutine polls a `threading.Event`
 cheaply (the code under test may run on a loop in another thread than the
 test). Every hit is counted (`hits(name)`), armed or not.
+
+Cost. While nothing is armed, `hit`/`hit_sync` take a fast path: count the
+hit and wake a `wait_reached` waiter if there is one — no lock, no Event
+created. Hot paths may still guard with ``if failpoints._armed:`` to skip
+even the call.
 """
 
 from __future__ import annotations
@@ -106,6 +111,10 @@ def _reached_event(name: str) -> threading.Event:
         ev = _reached.get(name)
         if ev is None:
             ev = _reached[name] = threading.Event()
+            # Published before the check: a fast-path hit either sees the
+            # event or its count is seen here.
+            if _hits[name]:
+                ev.set()
         return ev
 
 
@@ -124,19 +133,27 @@ async def wait_reached(name: str, timeout: float = 10.0) -> bool:
     return True
 
 
+def _count_unarmed(name: str) -> None:
+    """The fast path: count the hit, wake a waiter; no lock (a lost count
+    under a thread race is the worst case, and only while nothing is armed)."""
+    _hits[name] += 1
+    ev = _reached.get(name)
+    if ev is not None and not ev.is_set():
+        ev.set()
+
+
 def _take(name: str) -> _Armed | None:
     with _lock:
         _hits[name] += 1
         ev = _reached.get(name)
-        if ev is None:
-            ev = _reached[name] = threading.Event()
         a = _armed.get(name)
         if a is not None:
             if a.remaining == 0:
                 a = None
             elif a.remaining > 0:
                 a.remaining -= 1
-    ev.set()
+    if ev is not None and not ev.is_set():
+        ev.set()
     return a
 
 
@@ -149,6 +166,9 @@ def _fire_now(name: str, a: _Armed) -> None:
 
 async def hit(name: str) -> None:
     """Pass failpoint `name` (async code)."""
+    if not _armed:
+        _count_unarmed(name)
+        return
     a = _take(name)
     if a is None:
         return
@@ -168,6 +188,9 @@ async def hit(name: str) -> None:
 
 def hit_sync(name: str) -> None:
     """Pass failpoint `name` (synchronous code; pause blocks the thread)."""
+    if not _armed:
+        _count_unarmed(name)
+        return
     a = _take(name)
     if a is None:
         return
