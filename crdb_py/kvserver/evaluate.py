@@ -58,6 +58,17 @@ fail, the batch is evaluated the normal way (``require_1pc``: the error is
 raised instead). Writes in a txn whose header status is final are refused,
 except a rollback (EndTxn with ``commit`` false), which cleans up.
 
+The abort span (`crdb_py.kvserver.abortspan`): before anything else, a
+transactional batch — except a lone rollback or HeartbeatTxn — fails with
+``TransactionAbortedError("ABORT_REASON_ABORT_SPAN")`` if the range holds an
+abort span entry for its txn: a pusher aborted the txn and removed some of
+its intents here, so what the txn would read here is no longer what it
+wrote. That read is not latched (`abortspan` says why); `declare_keys`
+declares a write of the entry for a rollback: an EndTxn that finalizes the txn ABORTED updates the
+abort span of this range like a resolution does (``EndTxnRequest.poison``
+writes the entry if the rollback had intents on this range, no poison
+clears it); a commit never touches it.
+
 Side effects for the replica (`Result`): ``updated_txn`` (tell the txn wait
 queue), ``resolve_intents`` (hand to the intent resolver after apply),
 ``resolved_locks`` (tell the lock table after apply), ``tscache_bumps``
@@ -77,6 +88,7 @@ from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import crdb_py.kvserver.batcheval  # noqa: F401  (registers the commands)
+from crdb_py.kvserver import abortspan
 from crdb_py.kvserver.batcheval.command import Command, CommandArgs, Result, lookup
 from crdb_py.kvserver.batcheval.declare import read_timestamp
 from crdb_py.kvserver.batcheval.txn_record import read_record
@@ -294,8 +306,10 @@ def declare_keys(
     declared up to it, so no write inside the window evaluates beside the read.
     """
     spans = SpanSet()
-    for _, req, cmd in _validate(ba):
+    for name, req, cmd in _validate(ba):
         cmd.declare_keys(desc, ba.header, req, spans)
+        if name == "end_txn" and not req.commit:
+            abortspan.declare_write(desc, ba.header.txn.meta.id, spans)
     if uncertainty_limit is None:
         return spans
     return SpanSet(
@@ -332,6 +346,8 @@ def evaluate_batch(
     them even though the batch failed).
     """
     reqs = _validate(ba)
+    if abortspan.checks_abort_span(ba):
+        abortspan.check_if_txn_aborted(rw, desc.range_id, ba.header.txn)  # not latched: see abortspan
     one_pc = try_one_phase_commit(
         rw,
         ba,
@@ -437,6 +453,8 @@ def _evaluate(
             if bumps:
                 e.tscache_bumps = bumps  # type: ignore[attr-defined]
             raise _at(e, i) from None
+        if name == "end_txn" and txn is not None and not req.commit:
+            _end_txn_abort_span(rw, desc, txn, req, res)
         result.merge(res)
         if limited:
             h = resp.header
@@ -451,6 +469,25 @@ def _evaluate(
         txn.meta.sequence = header.txn.meta.sequence
         br.header.txn.CopyFrom(txn)
     return br, result
+
+
+def _end_txn_abort_span(
+    rw: ReadWriter,
+    desc: data_pb2.RangeDescriptor,
+    txn: data_pb2.Transaction,
+    req: api_pb2.EndTxnRequest,
+    res: Result,
+) -> None:
+    """A rollback updates this range's abort span as resolving its local
+    intents would (CockroachDB does it in ``resolveLocalLocks``). Whether an
+    intent was removed is approximated by a lock span lying on this range:
+    a poisoning rollback may leave an entry that was not needed, which only
+    costs space (the txn is finished)."""
+    if txn.status != data_pb2.ABORTED:
+        return
+    abortspan.maybe_update_on_resolve(
+        rw, desc.range_id, txn.meta, data_pb2.ABORTED, req.poison, bool(res.resolved_locks)
+    )
 
 
 # ---- one-phase commit ---------------------------------------------------------------
@@ -585,7 +622,8 @@ def try_one_phase_commit(
 class CheckedReadWriter:
     """A `ReadWriter` that asserts each access against declared spans.
 
-    Engine keys are mapped back to logical keys. Reads are checked by key
+    Engine keys are mapped back to logical keys (abort span entries, raw
+    keys, are declared and checked as themselves). Reads are checked by key
     coverage only: the bounds of an iteration when it starts, and then each
     key the evaluation iterates past (MVCC scans stop at their end bound
     themselves, so they may look at one key beyond it);
@@ -602,6 +640,8 @@ class CheckedReadWriter:
 
     @staticmethod
     def _logical(ek: bytes) -> tuple[bytes, bytes]:
+        if abortspan.is_abort_span_key(ek):
+            return ek, b""  # raw and unversioned: declared under its own key
         try:
             return split_engine_key(ek)
         except ValueError:

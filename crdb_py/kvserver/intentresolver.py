@@ -33,6 +33,17 @@ Two paths (after CockroachDB's ``intentresolver`` package):
   (not behind the background queue, which may be long), the same batching
   and retries, and errors raised to the caller.
 
+Poison. Every path takes ``poison`` (default false), sent on each
+ResolveIntent(Range) request: resolving an ABORTED intent with poison leaves
+an abort span entry on the range (`crdb_py.kvserver.abortspan`), so the
+aborted txn's coordinator — which may not know yet — cannot read around its
+removed intent there; without poison the entry is cleared. Whoever resolves
+intents of a txn it found ABORTED without being its coordinator poisons: the
+lock-table waiters (`KVTxnPusher.resolve_intent`) and `cleanup_intents`.
+The coordinator's own EndTxn hands its remote intents over unpoisoned. When
+one (txn, span) is enqueued twice, an ABORTED update keeps the poison of
+either.
+
 Resolution is idempotent (resolving a resolved intent is a no-op), so
 retrying an ambiguous failure, or two resolvers racing on one intent, is
 harmless.
@@ -137,10 +148,16 @@ def supersedes(new: data_pb2.LockUpdate, old: data_pb2.LockUpdate) -> bool:
     return True
 
 
-def resolve_batch(updates: Iterable[data_pb2.LockUpdate]) -> api_pb2.BatchRequest:
-    """One non-transactional batch resolving `updates`."""
+def resolve_batch(
+    updates: Iterable[data_pb2.LockUpdate], *, poison: bool = False
+) -> api_pb2.BatchRequest:
+    """One non-transactional batch resolving `updates` (all with `poison`)."""
+    return _resolve_batch((up, poison) for up in updates)
+
+
+def _resolve_batch(updates: Iterable[tuple[data_pb2.LockUpdate, bool]]) -> api_pb2.BatchRequest:
     ba = api_pb2.BatchRequest()
-    for up in updates:
+    for up, poison in updates:
         ru = ba.requests.add()
         req: Any = ru.resolve_intent_range if up.span.end_key else ru.resolve_intent
         req.header.key = up.span.key
@@ -149,6 +166,7 @@ def resolve_batch(updates: Iterable[data_pb2.LockUpdate]) -> api_pb2.BatchReques
         req.intent_txn.CopyFrom(up.txn)
         req.status = up.status
         req.ignored_seqnums.extend(up.ignored_seqnums)
+        req.poison = poison
     return ba
 
 
@@ -177,7 +195,8 @@ class IntentResolver:
         self.batch_size = batch_size
         self.retry = retry or RetryOptions()
         self._sleep = sleep
-        self._pending: dict[tuple[bytes, bytes, bytes], data_pb2.LockUpdate] = {}
+        # (txn id, key, end key) -> [update, poison]
+        self._pending: dict[tuple[bytes, bytes, bytes], list[Any]] = {}
         self._workers: set[asyncio.Task[None]] = set()
         self._cleanups: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -188,21 +207,28 @@ class IntentResolver:
 
     # ---- asynchronous path -----------------------------------------------------
 
-    def enqueue(self, updates: Iterable[data_pb2.LockUpdate]) -> None:
-        """Resolve `updates` in the background (fire and forget). Must be
-        called on the event loop's thread."""
+    def enqueue(self, updates: Iterable[data_pb2.LockUpdate], *, poison: bool = False) -> None:
+        """Resolve `updates` in the background (fire and forget), poisoning
+        the abort span for ABORTED ones if `poison`. Must be called on the
+        event loop's thread."""
         if self._closed:
             log.warning("intent resolver closed: dropping %d update(s)", len(list(updates)))
             return
         for up in updates:
             key = update_key(up)
-            if key in self._pending:
-                if supersedes(up, self._pending[key]):
-                    self._pending[key].CopyFrom(up)
-            else:
+            cur = self._pending.get(key)
+            if cur is None:
                 copy = data_pb2.LockUpdate()
                 copy.CopyFrom(up)
-                self._pending[key] = copy
+                self._pending[key] = [copy, poison]
+                continue
+            old, old_poison = cur
+            if supersedes(up, old):
+                keep = old_poison and old.status == up.status == data_pb2.ABORTED
+                old.CopyFrom(up)
+                cur[1] = poison or keep
+            elif old.status == up.status == data_pb2.ABORTED:
+                cur[1] = old_poison or poison
         self._start_workers()
 
     def _start_workers(self) -> None:
@@ -219,11 +245,12 @@ class IntentResolver:
             self._workers.add(t)
             t.add_done_callback(self._workers.discard)
 
-    def _take(self) -> list[data_pb2.LockUpdate]:
-        out: list[data_pb2.LockUpdate] = []
+    def _take(self) -> list[tuple[data_pb2.LockUpdate, bool]]:
+        out: list[tuple[data_pb2.LockUpdate, bool]] = []
         while self._pending and len(out) < self.batch_size:
             key = next(iter(self._pending))
-            out.append(self._pending.pop(key))
+            up, poison = self._pending.pop(key)
+            out.append((up, poison))
         return out
 
     async def _worker(self) -> None:
@@ -240,16 +267,19 @@ class IntentResolver:
                 log.warning(
                     "giving up resolving %d intent(s) (first %r of txn %s): %s",
                     len(batch),
-                    batch[0].span.key,
-                    batch[0].txn.id.hex()[:8],
+                    batch[0][0].span.key,
+                    batch[0][0].txn.id.hex()[:8],
                     e,
                 )
 
     # ---- synchronous path ----------------------------------------------------------
 
-    async def resolve_now(self, updates: Iterable[data_pb2.LockUpdate]) -> None:
-        """Resolve `updates` and return when done; raise if that failed."""
-        ups = list(updates)
+    async def resolve_now(
+        self, updates: Iterable[data_pb2.LockUpdate], *, poison: bool = False
+    ) -> None:
+        """Resolve `updates` (poisoning the abort span for ABORTED ones if
+        `poison`) and return when done; raise if that failed."""
+        ups = [(up, poison) for up in updates]
         chunks = [ups[i : i + self.batch_size] for i in range(0, len(ups), self.batch_size)]
         if len(chunks) == 1:
             await self._send_with_retry(chunks[0])
@@ -296,20 +326,23 @@ class IntentResolver:
                     return
                 if not tr.is_final(txn.status):
                     return
+                # Poison: the owner may be a zombie that does not know it was
+                # aborted (CockroachDB's cleanupIntents poisons too).
                 self.enqueue(
-                    tr.lock_update(data_pb2.Span(key=it.key), txn, txn.status) for it in its
+                    (tr.lock_update(data_pb2.Span(key=it.key), txn, txn.status) for it in its),
+                    poison=True,
                 )
 
         await asyncio.gather(*(one(its) for its in by_txn.values()))
 
     # ---- sending -------------------------------------------------------------------
 
-    async def _send_with_retry(self, batch: list[data_pb2.LockUpdate]) -> None:
+    async def _send_with_retry(self, batch: list[tuple[data_pb2.LockUpdate, bool]]) -> None:
         attempt = 0
         while True:
             attempt += 1
             try:
-                await kv_send(self.kv, resolve_batch(batch))
+                await kv_send(self.kv, _resolve_batch(batch))
             except asyncio.CancelledError:
                 raise
             except Exception as e:

@@ -106,8 +106,11 @@ class KVTxnPusher:
             out.CopyFrom(br.responses[0].push_txn.pushee_txn)
             return out
 
-    async def resolve_intent(self, update: data_pb2.LockUpdate) -> None:
-        await self.intent_resolver.resolve_now([update])
+    async def resolve_intent(self, update: data_pb2.LockUpdate, *, poison: bool = True) -> None:
+        """Resolve the intent of a txn this store pushed. Poisoned by default:
+        an ABORTED pushee's coordinator may still be running and must not
+        read around the removed intent (see `crdb_py.kvserver.abortspan`)."""
+        await self.intent_resolver.resolve_now([update], poison=poison)
 
     async def query_txn(self, txn: data_pb2.TxnMeta) -> tuple[data_pb2.Transaction, list[bytes]]:
         ba = api_pb2.BatchRequest()

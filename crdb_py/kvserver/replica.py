@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 import msgpack
 
-from crdb_py.kvserver import evaluate
+from crdb_py.kvserver import abortspan, evaluate
 from crdb_py.kvserver.batcheval.command import Result, lookup
 from crdb_py.kvserver.concurrency.manager import ConcurrencyManager, request_from_batch
 from crdb_py.kvserver.concurrency.txn_wait_queue import PushWaitResult
@@ -140,7 +140,8 @@ def range_data_spans(desc: data_pb2.RangeDescriptor) -> list[tuple[bytes, bytes]
 
 
 def range_engine_spans(desc: data_pb2.RangeDescriptor) -> list[tuple[bytes, bytes]]:
-    return [span_bounds(s, e) for s, e in range_data_spans(desc)]
+    """Engine spans a snapshot ships: the MVCC data and the abort span."""
+    return [*(span_bounds(s, e) for s, e in range_data_spans(desc)), abortspan.engine_span(desc.range_id)]
 
 
 def compute_range_stats(reader: object, desc: data_pb2.RangeDescriptor) -> MVCCStats:

@@ -15,6 +15,12 @@ steps are not atomic (M4's transactions will make them so): a lookup in
 between finds the old, wider descriptor, is answered `RangeKeyMismatchError`
 carrying the current descriptor, and the client retries — nothing is lost.
 
+The right-hand range inherits the left's abort span (`abortspan.copy_to`):
+a poisoned txn's removed intents may lie on either side, so both must keep
+refusing it. The copies are written at evaluation, into the split's write
+batch under the right's range id, so every replica applies the same entries
+(entries older than the GC threshold are left behind).
+
 If the right-hand replica already exists and is initialized (a snapshot from
 the right's leader overtook the split on a slow replica), the trigger leaves
 it alone.
@@ -25,6 +31,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
+from crdb_py.kvserver import abortspan
 from crdb_py.kvserver.raftcmd import RaftCommand
 from crdb_py.kvserver.replica import (
     compute_range_stats,
@@ -91,6 +98,13 @@ async def admin_split(r: Replica, split_key: bytes) -> tuple[data_pb2.RangeDescr
         delta = MVCCStats()
         write_descriptor(batch, left, delta)
         write_descriptor(batch, right, delta)
+        abortspan.copy_to(
+            r.store.engine,
+            batch,
+            desc.range_id,
+            new_id,
+            threshold=r.store.clock.now().add(-abortspan.TXN_CLEANUP_THRESHOLD_NANOS),
+        )
         cmd = RaftCommand(
             id=os.urandom(8),
             proposer_lease_seq=r.lease.sequence if r.lease is not None else 0,

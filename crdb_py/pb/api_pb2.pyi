@@ -193,20 +193,22 @@ class HeartbeatTxnResponse(_message.Message):
     def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., txn: _Optional[_Union[_data_pb2.Transaction, _Mapping]] = ...) -> None: ...
 
 class EndTxnRequest(_message.Message):
-    __slots__ = ("header", "commit", "lock_spans", "in_flight_writes", "deadline", "require_1pc")
+    __slots__ = ("header", "commit", "lock_spans", "in_flight_writes", "deadline", "require_1pc", "poison")
     HEADER_FIELD_NUMBER: _ClassVar[int]
     COMMIT_FIELD_NUMBER: _ClassVar[int]
     LOCK_SPANS_FIELD_NUMBER: _ClassVar[int]
     IN_FLIGHT_WRITES_FIELD_NUMBER: _ClassVar[int]
     DEADLINE_FIELD_NUMBER: _ClassVar[int]
     REQUIRE_1PC_FIELD_NUMBER: _ClassVar[int]
+    POISON_FIELD_NUMBER: _ClassVar[int]
     header: RequestHeader
     commit: bool
     lock_spans: _containers.RepeatedCompositeFieldContainer[_data_pb2.Span]
     in_flight_writes: _containers.RepeatedCompositeFieldContainer[_data_pb2.SequencedWrite]
     deadline: _data_pb2.Timestamp
     require_1pc: bool
-    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., commit: _Optional[bool] = ..., lock_spans: _Optional[_Iterable[_Union[_data_pb2.Span, _Mapping]]] = ..., in_flight_writes: _Optional[_Iterable[_Union[_data_pb2.SequencedWrite, _Mapping]]] = ..., deadline: _Optional[_Union[_data_pb2.Timestamp, _Mapping]] = ..., require_1pc: _Optional[bool] = ...) -> None: ...
+    poison: bool
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., commit: _Optional[bool] = ..., lock_spans: _Optional[_Iterable[_Union[_data_pb2.Span, _Mapping]]] = ..., in_flight_writes: _Optional[_Iterable[_Union[_data_pb2.SequencedWrite, _Mapping]]] = ..., deadline: _Optional[_Union[_data_pb2.Timestamp, _Mapping]] = ..., require_1pc: _Optional[bool] = ..., poison: _Optional[bool] = ...) -> None: ...
 
 class EndTxnResponse(_message.Message):
     __slots__ = ("header", "one_phase_commit")
@@ -565,3 +567,13 @@ class BatchResponse(_message.Message):
     error: Error
     now: _data_pb2.Timestamp
     def __init__(self, header: _Optional[_Union[BatchHeader, _Mapping]] = ..., responses: _Optional[_Iterable[_Union[ResponseUnion, _Mapping]]] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., now: _Optional[_Union[_data_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class AbortSpanEntry(_message.Message):
+    __slots__ = ("key", "timestamp", "priority")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    PRIORITY_FIELD_NUMBER: _ClassVar[int]
+    key: bytes
+    timestamp: _data_pb2.Timestamp
+    priority: int
+    def __init__(self, key: _Optional[bytes] = ..., timestamp: _Optional[_Union[_data_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[int] = ...) -> None: ...

@@ -33,6 +33,7 @@ Raw range-ID-local keys (never versioned, never routed)::
         + b"rftt"                                    raft truncated state
         + b"rask"                                    range applied state
         + b"rll-"                                    range lease
+        + b"abc-" + txn_id(16 bytes)                 abort span entry (replicated)
 
 Pure functions, standard library only: kvclient (which may import only util
 and pb) uses this module for range addressing.
@@ -69,6 +70,7 @@ RAFT_HARD_STATE_SUFFIX = b"rfth"
 RAFT_TRUNCATED_STATE_SUFFIX = b"rftt"
 RANGE_APPLIED_STATE_SUFFIX = b"rask"
 RANGE_LEASE_SUFFIX = b"rll-"
+ABORT_SPAN_SUFFIX = b"abc-"
 
 _ESC = b"\x00\xff"
 _TERM = b"\x00\x01"
@@ -225,3 +227,13 @@ def range_applied_state_key(range_id: int) -> bytes:
 
 def range_lease_key(range_id: int) -> bytes:
     return range_id_prefix(range_id) + RANGE_LEASE_SUFFIX
+
+
+def abort_span_prefix(range_id: int) -> bytes:
+    """Prefix of every abort span entry of a range (`abort_span_key`)."""
+    return range_id_prefix(range_id) + ABORT_SPAN_SUFFIX
+
+
+def abort_span_key(range_id: int, txn_id: bytes) -> bytes:
+    """The abort span entry of txn `txn_id` on range `range_id`."""
+    return abort_span_prefix(range_id) + txn_id

@@ -5,18 +5,25 @@ outcome: COMMITTED turns the intent into a committed version at the write
 timestamp, ABORTED removes it, PENDING/STAGING moves it up to the write
 timestamp (a pushed txn). ``ignored_seqnums`` (savepoint rollbacks) are
 applied first. Resolving a key without an intent of that txn does nothing,
-so resolution is idempotent. ``poison`` is accepted and ignored (there is
-no abort span). The lock table learns of the resolution from
+so resolution is idempotent. The lock table learns of the resolution from
 `Result.resolved_locks` after apply.
 
+The abort span (`crdb_py.kvserver.abortspan`): resolving an ABORTED intent
+with ``poison`` set writes the txn's entry when an intent was removed, so
+the txn's later requests on this range fail; ``poison`` false clears it.
+The entry goes into the same write batch as the resolution.
+
 Declared READ_WRITE at the txn's write timestamp (the timestamp the value
-may be written at), non-MVCC when that is unknown (zero).
+may be written at), non-MVCC when that is unknown (zero); for an ABORTED
+status also the txn's abort span entry (whether it will be written is only
+known during evaluation).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from crdb_py.kvserver import abortspan
 from crdb_py.kvserver.batcheval.command import Command, CommandArgs, Result, register
 from crdb_py.kvserver.spanset import SpanAccess, SpanSet
 from crdb_py.pb import api_pb2, data_pb2
@@ -34,6 +41,8 @@ def declare_resolve(
         spans.add_non_mvcc(SpanAccess.READ_WRITE, h.key, h.end_key or None)
     else:
         spans.add_mvcc(SpanAccess.READ_WRITE, h.key, h.end_key or None, ts)
+    if req.status == data_pb2.ABORTED:
+        abortspan.declare_write(desc, req.intent_txn.id, spans)
 
 
 def lock_update_of(req: Any) -> data_pb2.LockUpdate:
@@ -47,13 +56,16 @@ def lock_update_of(req: Any) -> data_pb2.LockUpdate:
 def evaluate(
     cargs: CommandArgs, req: api_pb2.ResolveIntentRequest, resp: api_pb2.ResolveIntentResponse
 ) -> Result:
-    mvcc_resolve_write_intent(
+    removed = mvcc_resolve_write_intent(
         cargs.rw,
         req.header.key,
         req.intent_txn,
         req.status,
         stats=cargs.stats,
         ignored_seqnums=[(r.start, r.end) for r in req.ignored_seqnums],
+    )
+    abortspan.maybe_update_on_resolve(
+        cargs.rw, cargs.desc.range_id, req.intent_txn, req.status, req.poison, removed
     )
     return Result(resolved_locks=[lock_update_of(req)])
 

@@ -3,11 +3,13 @@
 Honours the batch's remaining key budget (``max_span_request_keys``): once
 that many intents were resolved the rest of the span comes back as
 ``header.resume_span`` and the intent resolver sends it again. Intents of
-other txns in the span are left alone.
+other txns in the span are left alone. ``poison`` updates the abort span
+as for ResolveIntent (poisoning only if an intent was removed).
 """
 
 from __future__ import annotations
 
+from crdb_py.kvserver import abortspan
 from crdb_py.kvserver.batcheval.cmd_resolve_intent import declare_resolve, lock_update_of
 from crdb_py.kvserver.batcheval.command import Command, CommandArgs, Result, register
 from crdb_py.kvserver.batcheval.declare import set_resume_span
@@ -32,6 +34,9 @@ def evaluate(
         max_keys=cargs.max_keys,
     )
     resp.header.num_keys = n
+    abortspan.maybe_update_on_resolve(
+        cargs.rw, cargs.desc.range_id, req.intent_txn, req.status, req.poison, n > 0
+    )
     up = lock_update_of(req)
     if resume is not None:
         set_resume_span(resp.header, *resume)

@@ -30,7 +30,10 @@ by txn H (not merely reserved by another request):
    already shows the lock gone or moved (H resolved it itself meanwhile),
    the waiter resolves the intent (`resolve_intent` with H's new status and
    timestamp) and tells the lock table, which releases the lock (or moves
-   it above the reader) and wakes whoever is next.
+   it above the reader) and wakes whoever is next. The seam resolves with
+   ``poison``: if H was ABORTED, its coordinator may not know yet, and the
+   range's abort span (`crdb_py.kvserver.abortspan`) must stop it from
+   reading around the intent just removed.
 
 No step polls: every wait is on a future, a timer set once per holder, or
 the seam. An abandoned holder (coordinator dead, no heartbeats) is handled
