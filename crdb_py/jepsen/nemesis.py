@@ -21,7 +21,13 @@ The nemeses (names as in `NEMESES`):
   within the max offset must never break serializability: uncertainty
   intervals and lease safety are built for it;
 - ``split-lease`` — split the workload's key range at a random key and move
-  the lease of a random workload key to a random node, repeatedly;
+  the lease of a random workload key to a random node, repeatedly. Over
+  SQL (`ctx.sql` set) it acts on the workload's table instead: ``ALTER
+  TABLE t SPLIT AT VALUES (k)`` at a random row, then ``SHOW RANGES FROM
+  TABLE t`` and the lease of one of *those* ranges moves to another of its
+  replicas (found by range id in the meta ranges; `ctx.kv` transfers it),
+  and the table's ranges are read again so the log says where the lease
+  landed;
 - ``coordinator-crash`` — run one workload operation in a child process
   whose coordinator dies between STAGING and COMMITTED: the failpoint
   ``kvclient.txn.before_ack`` is armed with ``kill`` (the process exits at
@@ -30,7 +36,22 @@ The nemeses (names as in `NEMESES`):
   is SIGKILLed 0–30 ms into its operation instead. The operation is recorded in the history
   as its own process (`info` when the child died): whoever next meets the
   STAGING record must recover it (commit or abort), and the checker sees
-  whether the outcome is consistent.
+  whether the outcome is consistent. Over SQL the child runs the operation
+  as one SQL transaction through ``crdb_py.connect("host:port,...")`` on
+  the run's tables, and the kill is armed one step earlier, at
+  ``kvclient.txn.after_staging`` (the STAGING batch came back, nothing is
+  decided yet on the client): a contended SQL commit is often pushed, and
+  a pushed parallel commit falls back to an explicit commit after its
+  refresh and never reaches ``before_ack``; killed at ``after_staging``
+  the record stays STAGING whether or not a write was pushed, and recovery
+  must tell the two apart. SQL buffers a transaction's writes and sends them with
+  the COMMIT in one batch, so a transaction on one range commits in one
+  phase and never stages: the first fault splits the table at every row
+  (each row its own range), which makes every transfer, and every
+  list-append transaction writing two keys, a parallel commit; and the
+  child's operation is the first of up to ten the workload generates that
+  writes two rows (reads and one-row writes would commit without staging
+  and survive).
 
 A fault is never left behind: a nemesis remembers what it broke and
 `heal_all` undoes all of it (restarting dead or skewed nodes, healing
@@ -65,6 +86,7 @@ __all__ = [
 ]
 
 FP_BEFORE_ACK = "kvclient.txn.before_ack"  # see crdb_py/kvclient/txn/committer.py
+FP_AFTER_STAGING = "kvclient.txn.after_staging"
 
 
 @dataclass
@@ -81,6 +103,7 @@ class NemesisContext:
     next_process: Callable[[], int]
     log_path: str | None = None
     max_offset_ms: float = 500.0
+    sql: Any = None  # the run's SQLClient when the workload runs over SQL, else None
     events: list[dict[str, Any]] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -240,6 +263,9 @@ class SplitLease:
     name = "split-lease"
 
     def fault(self, ctx: NemesisContext) -> None:
+        if ctx.sql is not None:
+            self._fault_sql(ctx)
+            return
         n = max(1, ctx.workload.key_range)
         at = ctx.key(ctx.rng.randrange(1, n + 1) if n > 1 else 0)
         try:
@@ -255,11 +281,56 @@ class SplitLease:
         except Exception as e:
             ctx.log("lease-failed", key=key.decode(errors="replace"), to=target, error=repr(e))
 
+    def _fault_sql(self, ctx: NemesisContext) -> None:
+        table = ctx.sql.table_for(ctx.workload.name)
+        k = ctx.rng.randrange(1, max(2, ctx.workload.key_range))
+        try:
+            ctx.log("split", table=table, key=ctx.sql.split_at(table, k))
+        except Exception as e:
+            ctx.log("split-failed", table=table, row=k, error=repr(e))
+        try:
+            ranges = ctx.sql.ranges(table)
+            r = ctx.rng.choice(ranges)
+            others = [n for n in r.replicas if n != r.lease_holder]
+            to = ctx.rng.choice(others or list(r.replicas))
+            key = range_start_key(ctx, r.range_id)
+            ctx.kv.transfer_lease(key, to)
+        except Exception as e:
+            ctx.log("lease-failed", table=table, error=repr(e))
+            return
+        holder = None
+        try:
+            holder = next((x.lease_holder for x in ctx.sql.ranges(table)
+                           if x.range_id == r.range_id), None)
+        except Exception as e:
+            ctx.log("show-ranges-failed", table=table, error=repr(e))
+        ctx.log("lease", table=table, range_id=r.range_id, start=r.start_key,
+                end=r.end_key, ranges=len(ranges), was=r.lease_holder, to=to, now=holder)
+
     def heal(self, ctx: NemesisContext) -> None:
         pass
 
     def heal_all(self, ctx: NemesisContext) -> None:
         pass
+
+
+def writes_two_rows(op: Any) -> bool:
+    """Whether a bank / list-append operation writes two or more rows (over
+    SQL with a row per range, its commit is a parallel commit)."""
+    if op.f == "transfer":
+        return True
+    if op.f == "txn":
+        return len({k for f, k, _ in op.value if f == "append"}) >= 2
+    return False
+
+
+def range_start_key(ctx: NemesisContext, range_id: int) -> bytes:
+    """The raw start key of range `range_id` (from the meta ranges): a key
+    the range holds, to address it through KV."""
+    for d in ctx.cluster.ranges():
+        if d.range_id == range_id:
+            return bytes(d.start_key)
+    raise LookupError(f"range r{range_id} is not in meta")
 
 
 class CoordinatorCrash:
@@ -269,12 +340,30 @@ class CoordinatorCrash:
 
     def __init__(self, child_timeout: float = 30.0) -> None:
         self.child_timeout = child_timeout
+        self.rows_split = False
+
+    def _split_rows(self, ctx: NemesisContext) -> None:
+        """Over SQL: every row of the workload's table in a range of its own
+        (once per run), so that multi-row commits are parallel commits."""
+        if self.rows_split:
+            return
+        table = ctx.sql.table_for(ctx.workload.name)
+        for k in range(1, ctx.workload.key_range):
+            ctx.sql.split_at(table, k)
+        self.rows_split = True
+        ctx.log("split-rows", table=table, rows=ctx.workload.key_range)
 
     def fault(self, ctx: NemesisContext) -> None:
         op = ctx.workload.generate(ctx.rng)
+        if ctx.sql is not None:
+            self._split_rows(ctx)
+            for _ in range(10):  # prefer an operation whose commit stages
+                if writes_two_rows(op):
+                    break
+                op = ctx.workload.generate(ctx.rng)
         p = ctx.next_process()
         ctx.history.invoke(p, op.f, op.value, key=op.key)
-        req = {
+        req: dict[str, Any] = {
             "nodes": {str(ctx.cluster.node_id(i)): ctx.cluster.address(i)
                       for i in range(ctx.cluster.num_nodes)},
             "prefix": ctx.client_prefix.decode(),
@@ -282,8 +371,19 @@ class CoordinatorCrash:
             "workload": ctx.workload.name,
             "op": Op(0, "invoke", p, op.f, op.value, key=op.key).to_json(),
         }
+        # Which settings stop at the failpoint: a KV operation stages only
+        # with both on; a SQL commit (writes and EndTxn in one batch) stages
+        # whenever parallel commits are on and its writes span ranges.
+        stages = ctx.settings[0] and ctx.settings[1]
+        failpoint = FP_BEFORE_ACK
+        if ctx.sql is not None:
+            req.update(client="sql", target=ctx.sql.target, suffix=ctx.sql.table_suffix,
+                       autocommit=ctx.sql.autocommit,
+                       statement_timeout_ms=ctx.sql.statement_timeout_ms)
+            stages = ctx.settings[0]
+            failpoint = FP_AFTER_STAGING
         env = dict(os.environ)
-        env["CRDB_PY_FAILPOINTS"] = f"{FP_BEFORE_ACK}=kill"
+        env["CRDB_PY_FAILPOINTS"] = f"{failpoint}=kill"
         child = subprocess.Popen(
             [sys.executable, "-m", "crdb_py.jepsen.child"], stdin=subprocess.PIPE,
             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
@@ -299,7 +399,7 @@ class CoordinatorCrash:
         killer = threading.Timer(ctx.rng.uniform(0.0, 0.03), child.kill)
         try:
             ready = child.stdout.readline()
-            if ready and not (ctx.settings[0] and ctx.settings[1]):
+            if ready and not stages:
                 killer.start()
             out = child.stdout.read()
             child.wait()

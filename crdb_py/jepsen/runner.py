@@ -68,11 +68,12 @@ SETTINGS: dict[str, tuple[bool, bool]] = {
 }
 WORKLOAD_NAMES = tuple(WORKLOADS)
 NEMESIS_NAMES = tuple(NEMESES)
-# The SQL client's nemeses: split-lease and coordinator-crash act on the KV
-# client's key prefix (the latter records a KV-run op in the history), not
-# on the SQL tables.
+# The SQL client runs under every nemesis: split-lease splits the run's
+# table (ALTER TABLE … SPLIT AT) and moves the leases of the ranges SHOW
+# RANGES lists for it; coordinator-crash runs its operation as one SQL
+# transaction in a child process (see crdb_py/jepsen/nemesis.py).
 SQL_WORKLOADS = ("bank", "list-append")
-SQL_NEMESES = ("none", "kill", "partition", "clock-skew")
+SQL_NEMESES = ("none", "kill", "partition", "clock-skew", "split-lease", "coordinator-crash")
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +142,8 @@ def run(spec: RunSpec, cluster: Any, results_dir: str,
     say = log or (lambda _s: None)
     parallel, pipelining = SETTINGS[spec.setting]
     workload = WORKLOADS[spec.workload]()
+    if spec.nemesis not in NEMESES:
+        raise ValueError(f"unknown nemesis {spec.nemesis!r}: one of {NEMESIS_NAMES}")
     nemesis = NEMESES[spec.nemesis]()
     prefix = b"jepsen/%s/%d/" % (spec.name.encode(), int(time.time() * 1000))
     hpath = os.path.join(results_dir, f"{spec.name}.jsonl")
@@ -172,10 +175,14 @@ def run(spec: RunSpec, cluster: Any, results_dir: str,
         with pid_lock:
             return next(pids)
 
+    sql = client if spec.client == "sql" else None
     ctx = NemesisContext(
-        cluster=cluster, kv=kv, rng=random.Random(spec.seed + 1), history=history,
+        cluster=cluster, rng=random.Random(spec.seed + 1), history=history,
+        # over SQL the nemeses' KV work (lease transfers) goes through the
+        # cluster's own client, which the cluster closes
+        kv=kv if sql is None or cluster is None else cluster.kv(),
         workload=workload, client_prefix=prefix, settings=(parallel, pipelining),
-        next_process=next_process, log_path=npath,
+        next_process=next_process, log_path=npath, sql=sql,
     )
     start = time.monotonic()
     deadline = start + spec.time_limit
@@ -280,24 +287,25 @@ def _sql_client(spec: RunSpec, cluster: Any, parallel: bool, pipelining: bool) -
         raise ValueError("the embedded SQL database (cluster=None) takes no nemesis")
     import crdb_py
 
+    target: str | None = None
     if cluster is None:
         root = crdb_py.connect(None)
         connect: Callable[[], Any] = root.new_session
     else:
-        # `crdb_py.connect("a,b,c")` takes the i-th address for node i+1, but
+        # `crdb_py.connect("a,b,c")` takes the i-th address for node i+1, and
         # node ids follow join order, not LocalCluster indexes: list the
-        # addresses in node-id order (`LocalCluster.connect` does not).
+        # addresses in node-id order (as `LocalCluster.connect` does).
         by_id = {cluster.node_id(i): cluster.address(i) for i in range(cluster.num_nodes)}
-        if sorted(by_id) == list(range(1, len(by_id) + 1)):
-            target = ",".join(by_id[n] for n in sorted(by_id))
-            connect = lambda: crdb_py.connect(target)  # noqa: E731
-        else:
-            connect = cluster.connect
+        if sorted(by_id) != list(range(1, len(by_id) + 1)):
+            raise ValueError(f"SQL runs need node ids 1..n, not {sorted(by_id)}")
+        target = ",".join(by_id[n] for n in sorted(by_id))
+        connect = lambda: crdb_py.connect(target)  # noqa: E731
         root = connect()
     root._backend.db.settings.set(PARALLEL_COMMITS_ENABLED, parallel)  # shared by sessions
     root._backend.db.settings.set(WRITE_PIPELINING_ENABLED, pipelining)
     suffix = "_" + re.sub(r"\W", "_", f"{spec.name}_{int(time.time() * 1000)}")
-    client = SQLClient(connect, table_suffix=suffix, autocommit=spec.broken == "no-txn")
+    client = SQLClient(connect, table_suffix=suffix, autocommit=spec.broken == "no-txn",
+                       statement_timeout_ms=spec.op_timeout * 1000, target=target)
     client._open.append(root)  # closed with the client
     return client
 
