@@ -53,7 +53,6 @@ def test_logic(path: pathlib.Path, any_sess: SyncSession, rewrite: bool) -> None
     run_file(path, any_sess, rewrite)
 
 
-@pytest.mark.slow
 def test_logic_on_local_cluster() -> None:
     """Every logic file, in order, against a 3-node LocalCluster (SQL runs in
     this process over a DistSender client)."""

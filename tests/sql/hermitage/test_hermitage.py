@@ -1,4 +1,4 @@
-"""Hermitage isolation tests over the embedded store (and a 3-node cluster, slow).
+"""Hermitage isolation tests over the embedded store and a 3-node cluster.
 
 Each script runs with two or three concurrent SQL sessions; every anomaly
 must be prevented (a statement blocks, or a txn aborts with 40001, and no
@@ -95,7 +95,6 @@ def test_anomaly_appears_without_isolation(backend: Any, name: str) -> None:
     assert not out.ok, f"{name}: the broken store should show the anomaly"
 
 
-@pytest.mark.slow
 def test_hermitage_on_local_cluster() -> None:
     from crdb_py.localcluster import LocalCluster
 
