@@ -167,7 +167,9 @@ async def run_insert(x: ExecCtx, node: exp.Insert, *, upsert: bool = False) -> R
         where = conflict.args.get("where")
         set_fns = [comp(where.this)] if where is not None else []
     written: list[Row] = []
+    tick = x.canceller.tick  # cancel / statement_timeout reach long statements
     for src_row in rel.rows:
+        await tick()
         if len(src_row) > len(cols):
             raise E.SQLError(
                 f"INSERT has more expressions than target columns, {len(src_row)} expressions "
@@ -212,7 +214,10 @@ async def _matching(x: ExecCtx, desc: TableDesc, alias: str,
     rows = await fetch(x.buf, plan)
     if where is not None:
         f = Compiler(table_scope(desc, alias), x.ctx)(where)
-        rows = [r for r in rows if truthy(f(r))]
+        kept: list[Row] = []
+        async for chunk in x.canceller.chunks(rows):
+            kept += [r for r in chunk if truthy(f(r))]
+        rows = kept
     return rows
 
 
@@ -234,7 +239,9 @@ async def run_update(x: ExecCtx, node: exp.Update) -> Result:
         c = desc.column(eq.this.name)
         sets.append((desc.columns.index(c), comp(eq.expression)))
     new_rows = []
+    tick = x.canceller.tick
     for r in rows:
+        await tick()
         new = list(r)
         for p, f in sets:
             new[p] = f(r)
@@ -242,6 +249,7 @@ async def run_update(x: ExecCtx, node: exp.Update) -> Result:
     for r in rows:
         w.delete(r)
     for n in new_rows:
+        await tick()
         await w.insert(n)
     return _returning(x, node, w, new_rows)
 
@@ -252,8 +260,9 @@ async def run_delete(x: ExecCtx, node: exp.Delete) -> Result:
     where = node.args.get("where")
     rows = await _matching(x, desc, t.alias_or_name, where.this if where is not None else None)
     w = TableWriter(x, desc)
-    for r in rows:
-        w.delete(r)
+    async for chunk in x.canceller.chunks(rows):
+        for r in chunk:
+            w.delete(r)
     return _returning(x, node, w, rows)
 
 
@@ -263,6 +272,7 @@ async def backfill(x: ExecCtx, desc: TableDesc, idx: Index) -> int:
     p = rowenc.index_prefix(desc.id, desc.primary.id)
     n = 0
     for k, v in await x.buf.scan(p, rowenc.prefix_end(p)):
+        await x.canceller.tick()
         row = codec.decode(k, v)
         key, val, checks = codec.index_entry(idx, row)
         if checks and await x.buf.get(key) is not None:

@@ -32,7 +32,7 @@ from crdb_py.sql.expr import (
     truthy,
 )
 from crdb_py.sql.planner import fetch, plan_scan, pretty_span
-from crdb_py.sql.runtime import DEFAULT, ExecCtx, Relation, table_scope
+from crdb_py.sql.runtime import DEFAULT, YIELD_EVERY, ExecCtx, Relation, table_scope
 
 
 def _from(sel: exp.Expression) -> exp.From | None:
@@ -438,17 +438,21 @@ async def _select(x: ExecCtx, sel: exp.Select) -> Relation:
             else:
                 keys.append(("in", comp(e)))
         keyed = []
-        for it, o_row in zip(items, out):
+        for i, (it, o_row) in enumerate(zip(items, out)):
+            if i % YIELD_EVERY == 0:
+                await x.canceller.tick(YIELD_EVERY)
             keyed.append((tuple(o_row[k] if kind == "out" else k(it) for kind, k in keys), o_row))
         out = _sorted(keyed, [bool(o.args.get("desc")) for o in order.expressions])
+        x.canceller.check()  # the sort itself runs in one call
     if sel.args.get("distinct") is not None:
         seen: dict[tuple[Any, ...], None] = {}
         uniq = []
-        for r in out:
-            k = _hkey(r)
-            if k not in seen:
-                seen[k] = None
-                uniq.append(r)
+        async for chunk in x.canceller.chunks(out):
+            for r in chunk:
+                k = _hkey(r)
+                if k not in seen:
+                    seen[k] = None
+                    uniq.append(r)
         out = uniq
     out = await _limit(x, sel, out)
     types = [_out_type(p, rel.scope, out, i) for i, p in enumerate(projs)]

@@ -124,3 +124,32 @@ def test_rollback_is_never_cut_short(sess: SyncSession,
     sess.ex("INSERT INTO t VALUES (1)")
     sess.ex("ROLLBACK")
     assert sess.s.txn_status == "NoTxn" and done
+
+
+@pytest.mark.parametrize("sql", [
+    "UPDATE big SET v = v + 1",
+    "UPDATE big SET v = v + 1 WHERE v >= 0",
+    "DELETE FROM big",
+    "INSERT INTO big2 SELECT k, v FROM big",
+    "SELECT DISTINCT k FROM big ORDER BY k DESC",
+])
+def test_cancel_reaches_dml_loops(sess: SyncSession, sql: str) -> None:
+    """A cancel (pgwire CancelRequest, statement_timeout) stops a long DML
+    statement at its next yield point, and the statement leaves nothing."""
+    _slow_table(sess)
+    sess.ex("CREATE TABLE big (k INT PRIMARY KEY, v INT)")
+    sess.ex("CREATE TABLE big2 (k INT PRIMARY KEY, v INT)")
+    sess.ex("INSERT INTO big SELECT a.k * 200 + b.k, 0 FROM t a, t b WHERE b.k < 12")
+
+    async def cancel_after_first_yield() -> None:
+        task = asyncio.ensure_future(sess.s.execute(sql, []))
+        await asyncio.sleep(0)  # the statement starts and runs to its first yield
+        assert not task.done()
+        sess.s.cancel()
+        await task
+
+    with pytest.raises(E.SQLError) as ei:
+        sess.loop.run_until_complete(cancel_after_first_yield())
+    assert ei.value.sqlstate == "57014"
+    assert sess.rows("SELECT count(*), sum(v) FROM big") == [(2400, 0)]
+    assert sess.rows("SELECT count(*) FROM big2") == [(0,)]
