@@ -365,10 +365,18 @@ class Session:
                  f"kv reads: {buf.kv_reads}", f"ranges touched: {touched}",
                  f"buffered writes: {len(buf.writes)}"]
         if tr is not None:
-            pipelined = sum(1 for b in tr.batches if b.async_consensus)
+            pipelined = [b for b in tr.batches if b.async_consensus]
+            # Pipelined writes: those of async-consensus batches, and, on a
+            # parallel commit, those of the final batch (in flight beside the
+            # STAGING record, proven by the commit itself).
+            n_pipelined = sum(_n_writes(b.kinds) for b in pipelined)
+            if committed and tr.commit_path.value == "parallel":
+                final = [b for b in tr.batches if "end_txn" in b.kinds]
+                n_pipelined += _n_writes(final[-1].kinds) if final else 0
             lines += [f"kv batches sent: {len(tr.batches)}",
                       f"consensus rounds: {tr.rounds}",
-                      f"pipelined write batches: {pipelined}",
+                      f"pipelined writes: {n_pipelined}",
+                      f"pipelined write batches: {len(pipelined)}",
                       f"refreshes: {tr.refreshes}",
                       f"commit path: {tr.commit_path.value if committed else 'not committed yet'}"]
             lines += [f"  batch {i + 1}: {b.rounds} round(s)"
@@ -522,6 +530,13 @@ def parse_duration_ms(v: str) -> float:
     if m is None:
         raise E.SQLError(f'invalid value for parameter "statement_timeout": "{v}"', "22023")
     return float(m.group(1)) * _UNIT_MS[(m.group(2) or "ms").lower()]
+
+
+_WRITE_KINDS = frozenset({"put", "conditional_put", "increment", "delete", "delete_range"})
+
+
+def _n_writes(kinds: tuple[str, ...]) -> int:
+    return sum(1 for k in kinds if k in _WRITE_KINDS)
 
 
 def _backoff(attempt: int) -> float:

@@ -95,12 +95,15 @@ def test_explain_analyze_commit_paths(conn: Any) -> None:
     one = info(conn, "EXPLAIN ANALYZE INSERT INTO t VALUES (1, 1)")
     assert one["rows"] == "1" and one["ranges touched"] == "1"
     assert one["commit path"] == "1pc" and one["consensus rounds"] == "1"
+    assert one["pipelined writes"] == "0"  # writes and EndTxn in one 1PC batch
     par = info(conn, "EXPLAIN ANALYZE INSERT INTO t VALUES (2, 2), (7, 7)")
     assert par["ranges touched"] == "2"
     assert par["commit path"] == "parallel" and par["consensus rounds"] == "1"
+    assert par["pipelined writes"] == "2"  # in flight beside the STAGING record
     rows(conn, f"SET CLUSTER SETTING {PC} = false")
     two = info(conn, "EXPLAIN ANALYZE INSERT INTO t VALUES (3, 3), (8, 8)")
     assert two["commit path"] == "2pc" and int(two["consensus rounds"]) == 2
+    assert two["pipelined writes"] == "0"
     sel = info(conn, "EXPLAIN ANALYZE SELECT * FROM t")
     assert sel["rows"] == "5" and sel["commit path"] == "read-only"
     assert sel["consensus rounds"] == "0" and sel["ranges touched"] == "2"
