@@ -228,6 +228,8 @@ async def scan_table(x: ExecCtx, t: exp.Table, where: exp.Expression | None) -> 
         return Relation(Scope([ScopeCol(alias, c.name, c.type) for c in rel.scope.cols]), rel.rows)
     desc = await x.resolve_table(t)
     plan = plan_scan(desc, alias, where, x.ctx)
+    if plan.point and x.ctx.memo is not None and not x.ctx.outer:
+        x.ctx.point_scans.append((desc, alias, where))  # see planner.speculative_point_keys
     if x.explain is not None:
         kind = "point lookup" if plan.point else ("full scan" if plan.full else "scan")
         x.explain.append(f"{kind} {desc.name}@{plan.index.name}")

@@ -90,6 +90,7 @@ class Ctx:
     memo: dict[Any, tuple[Any, Any]] | None = None  # None: nothing is memoised
     params_needed: int = 0  # highest placeholder number a compiled expression reads
     catalog_keys: list[bytes] = field(default_factory=list)  # read by the last execution
+    point_scans: list[Any] = field(default_factory=list)  # its point lookups (planner)
     executions: int = 0
 
     def reset(self, params: list[Any], now: dt.datetime,

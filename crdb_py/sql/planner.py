@@ -248,6 +248,24 @@ def plan_scan(desc: TableDesc, alias: str, where: exp.Expression | None, ctx: Ct
     return ScanPlan(desc, idx, spans, point=point, constrained=k + int(has_rng))
 
 
+def speculative_point_keys(ctx: Ctx) -> list[bytes]:
+    """The keys the point lookups of a cached plan's last execution would read
+    with this execution's parameters, planned against the descriptors that
+    execution saw. Read ahead in the catalog batch, they make a cached point
+    SELECT one round trip. A stale guess (the schema changed) costs a wasted
+    read, never a wrong row: prefetched values are values of *those* keys in
+    this txn, used only if the real plan asks for them."""
+    keys: list[bytes] = []
+    for desc, alias, where in ctx.point_scans:
+        try:
+            plan = plan_scan(desc, alias, where, ctx)
+        except Exception:  # the real execution reports it
+            continue
+        if plan.point:
+            keys += [sp.start for sp in plan.spans[:16]]
+    return keys
+
+
 async def fetch(buf: WriteBuffer, plan: ScanPlan) -> list[tuple[Any, ...]]:
     """Every row of `plan.table` in the plan's spans (index order)."""
     codec = RowCodec.of(plan.table)

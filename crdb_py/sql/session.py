@@ -49,6 +49,7 @@ from crdb_py.sql.historical import HistoricalTxn, parse_as_of, txn_modes
 from crdb_py.sql.kv import KVStore, WriteBuffer
 from crdb_py.sql.parse import Statement, StatementCache
 from crdb_py.sql.plancache import PlanCache
+from crdb_py.sql.planner import speculative_point_keys
 from crdb_py.sql.runtime import Canceller, ExecCtx, Result
 from crdb_py.sql.show import run_show
 from crdb_py.sql.types import T_BOOL, T_STRING, UTC
@@ -411,13 +412,14 @@ class Session:
             raise E.SQLError("cannot execute writes in a read-only transaction", "25006")
         catalog = Catalog(buf, self._table_ids)
         ctx = self.plans.checkout(stmt.kind, stmt.text, stmt.ast)
-        if ctx.catalog_keys:  # a cached plan: its catalog reads in one batch
-            await buf.prefetch(ctx.catalog_keys)
+        ctx.reset(params, self._now, unique_rowid)
+        if ctx.catalog_keys:  # a cached plan: catalog and point reads in one batch
+            await buf.prefetch(ctx.catalog_keys + speculative_point_keys(ctx))
+            ctx.point_scans = []
         db_id = await catalog.database_id(self.database)
         if db_id is None and stmt.kind not in ("use", "ddl", "show", "set", "set_cluster",
                                               "user", "show_users"):
             raise E.undefined_database(self.database)
-        ctx.reset(params, self._now, unique_rowid)
         x = ExecCtx(buf, catalog, db_id or 0, self.database, ctx, explain=explain,
                     canceller=self.canceller)
         try:
