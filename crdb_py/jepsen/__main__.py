@@ -3,6 +3,13 @@
     python -m crdb_py.jepsen --matrix                      # the full soak (make jepsen)
     python -m crdb_py.jepsen -w bank -n kill -s 2pc --ops 300
     python -m crdb_py.jepsen --client sql --matrix         # bank, list-append over SQL
+    python -m crdb_py.jepsen --client sql -w bank -n split-lease -n coordinator-crash
+    make jepsen JEPSEN_ARGS="--client sql --ops 300"      # the SQL matrix as a soak
+
+Over SQL every nemesis applies: split-lease splits the run's table and
+moves the leases of its ranges, coordinator-crash kills a child's SQL
+transaction at its STAGING step; each statement is bounded by
+``statement_timeout`` = the run's op timeout.
 
 Histories, nemesis logs and per-run verdicts go under ``--results``; the
 table is printed at the end; the exit status is 1 if any run is invalid.

@@ -51,7 +51,10 @@ The nemeses (names as in `NEMESES`):
   list-append transaction writing two keys, a parallel commit; and the
   child's operation is the first of up to ten the workload generates that
   writes two rows (reads and one-row writes would commit without staging
-  and survive).
+  and survive). A commit whose write meets a newer value (WriteTooOld, a
+  hot key) refreshes and commits explicitly, without staging, and also
+  survives: over SQL a fault runs up to `sql_attempts` (3) children, until
+  one dies.
 
 A fault is never left behind: a nemesis remembers what it broke and
 `heal_all` undoes all of it (restarting dead or skewed nodes, healing
@@ -338,8 +341,9 @@ class CoordinatorCrash:
 
     name = "coordinator-crash"
 
-    def __init__(self, child_timeout: float = 30.0) -> None:
+    def __init__(self, child_timeout: float = 30.0, sql_attempts: int = 3) -> None:
         self.child_timeout = child_timeout
+        self.sql_attempts = sql_attempts
         self.rows_split = False
 
     def _split_rows(self, ctx: NemesisContext) -> None:
@@ -354,13 +358,21 @@ class CoordinatorCrash:
         ctx.log("split-rows", table=table, rows=ctx.workload.key_range)
 
     def fault(self, ctx: NemesisContext) -> None:
-        op = ctx.workload.generate(ctx.rng)
-        if ctx.sql is not None:
-            self._split_rows(ctx)
+        if ctx.sql is None:
+            self._child(ctx, ctx.workload.generate(ctx.rng))
+            return
+        self._split_rows(ctx)
+        for _ in range(self.sql_attempts):  # until one coordinator died
+            op = ctx.workload.generate(ctx.rng)
             for _ in range(10):  # prefer an operation whose commit stages
                 if writes_two_rows(op):
                     break
                 op = ctx.workload.generate(ctx.rng)
+            if self._child(ctx, op):
+                return
+
+    def _child(self, ctx: NemesisContext, op: Any) -> bool:
+        """Run `op` in a child process, record it; True when the child died."""
         p = ctx.next_process()
         ctx.history.invoke(p, op.f, op.value, key=op.key)
         req: dict[str, Any] = {
@@ -416,9 +428,10 @@ class CoordinatorCrash:
             else:
                 ctx.history.info(p, error=res.error)
             ctx.log("coordinator-survived", process=p, result=res.type)
-        else:
-            ctx.history.info(p, error=f"coordinator process died (exit {child.returncode})")
-            ctx.log("coordinator-crash", process=p, exit=child.returncode)
+            return False
+        ctx.history.info(p, error=f"coordinator process died (exit {child.returncode})")
+        ctx.log("coordinator-crash", process=p, exit=child.returncode)
+        return True
 
     def heal(self, ctx: NemesisContext) -> None:
         pass
