@@ -84,23 +84,45 @@ class TableWriter:
         return None
 
     async def insert(self, row: Row) -> None:
+        buf = self.x.buf
+        if buf.defer_unique:  # checked by the writes themselves (ConditionalPut)
+            idx = self._buffered_conflict(row)
+            if idx is not None:
+                raise E.unique_violation(idx.name, self._detail(idx, row))
+            self.put(row, new=True)
+            return
         hit = await self.conflict(row)
         if hit is not None:
             idx, _ = hit
             raise E.unique_violation(idx.name, self._detail(idx, row))
         self.put(row)
 
+    def _buffered_conflict(self, row: Row) -> Index | None:
+        """The index on which `row` collides with a row this txn wrote."""
+        w = self.x.buf.writes
+        if w.get(self.codec.primary_key(row)) is not None:
+            return self.desc.primary
+        for idx in self.desc.indexes:
+            if idx.unique:
+                k, _, checks = self.codec.index_entry(idx, row)
+                if checks and w.get(k) is not None:
+                    return idx
+        return None
+
     def _detail(self, idx: Index, row: Row) -> str:
         cols = [self.desc.col_by_id(c).name for c in idx.column_ids]
         vals = [T.to_text(row[self.codec.pos[c]]) for c in idx.column_ids]
         return f"Key ({', '.join(cols)})=({', '.join(vals)}) already exists."
 
-    def put(self, row: Row) -> None:
+    def put(self, row: Row, *, new: bool = False) -> None:
+        """Write `row` and its index entries; `new`: the primary key and unique
+        entries must not exist in KV yet (ConditionalPut at commit)."""
         buf = self.x.buf
-        buf.put(self.codec.primary_key(row), self.codec.primary_value(row))
+        (buf.put_new if new else buf.put)(self.codec.primary_key(row),
+                                          self.codec.primary_value(row))
         for idx in self.desc.indexes:
-            k, v, _ = self.codec.index_entry(idx, row)
-            buf.put(k, v)
+            k, v, checks = self.codec.index_entry(idx, row)
+            (buf.put_new if new and idx.unique and checks else buf.put)(k, v)
 
     def delete(self, row: Row) -> None:
         buf = self.x.buf

@@ -38,6 +38,7 @@ Row = tuple[bytes, bytes]
 class KVBatch(Protocol):
     def get(self, key: bytes) -> Any: ...
     def put(self, key: bytes, value: bytes) -> Any: ...
+    def cput(self, key: bytes, value: bytes, expected: bytes | None) -> Any: ...
     def delete(self, key: bytes) -> Any: ...
 
 
@@ -71,7 +72,14 @@ class WriteBuffer:
     def __init__(self, txn: KVTxn) -> None:
         self.txn = txn
         self.writes: SortedDict = SortedDict()  # key -> value | None (delete)
-        self._undo: list[tuple[bytes, Any, bool]] = []  # (key, old, had_old)
+        self._undo: list[tuple[bytes, Any, bool, bool]] = []  # (key, old, had_old, new_flag)
+        # Keys whose first write in this txn was a row or unique-index entry
+        # that must not exist yet: sent as ConditionalPut(expect absent), so
+        # the uniqueness check is done by the write, not by a read before it
+        # (`defer_unique`, implicit txns only: the error then surfaces at the
+        # commit of the statement's own txn).
+        self.expect_absent: set[bytes] = set()
+        self.defer_unique = False
         self.kv_reads = 0
         self.spans: list[tuple[bytes, bytes]] | None = None  # KV spans read (EXPLAIN ANALYZE)
         # Values read ahead in one batch (`prefetch`). A second read of a key
@@ -85,20 +93,30 @@ class WriteBuffer:
 
     def rollback_to(self, sp: int) -> None:
         while len(self._undo) > sp:
-            key, old, had = self._undo.pop()
+            key, old, had, flagged = self._undo.pop()
+            if flagged:
+                self.expect_absent.discard(key)
             if had:
                 self.writes[key] = old
             else:
                 del self.writes[key]
 
     # -- writes -------------------------------------------------------------------------
-    def _set(self, key: bytes, value: bytes | None) -> None:
+    def _set(self, key: bytes, value: bytes | None, absent: bool = False) -> None:
         had = key in self.writes
-        self._undo.append((key, self.writes.get(key), had))
+        flag = absent and not had and key not in self.expect_absent
+        self._undo.append((key, self.writes.get(key), had, flag))
         self.writes[key] = value
+        if flag:
+            self.expect_absent.add(key)
 
     def put(self, key: bytes, value: bytes) -> None:
         self._set(key, value)
+
+    def put_new(self, key: bytes, value: bytes) -> None:
+        """A put that requires `key` to be absent in KV (see `expect_absent`);
+        a key this txn already wrote is a plain put."""
+        self._set(key, value, absent=True)
 
     def delete(self, key: bytes) -> None:
         self._set(key, _TOMB)
@@ -176,7 +194,10 @@ class WriteBuffer:
             return
         b = self.txn.new_batch()
         for k, v in self.writes.items():
-            if v is None:
+            if k in self.expect_absent:
+                if v is not None:  # (inserted, then deleted again: nothing to send)
+                    b.cput(k, v, None)
+            elif v is None:
                 b.delete(k)
             else:
                 b.put(k, v)

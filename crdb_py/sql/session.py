@@ -53,7 +53,7 @@ from crdb_py.sql.planner import speculative_point_keys
 from crdb_py.sql.runtime import Canceller, ExecCtx, Result
 from crdb_py.sql.show import run_show
 from crdb_py.sql.types import T_BOOL, T_STRING, UTC
-from crdb_py.util.errors import CrdbError
+from crdb_py.util.errors import ConditionFailedError, CrdbError
 
 RESTART_SAVEPOINT = "cockroach_restart"
 
@@ -166,12 +166,17 @@ class Session:
     async def _implicit(self, stmt: Statement, params: list[Any]) -> Result:
         attempt = 0
         await cluster_settings.refresh(self.store)
+        # Uniqueness checked by the commit's ConditionalPuts instead of a read
+        # per row; if one fails, the statement runs again with the reads, which
+        # report the precise 23505 (or succeed: the row may be gone by then).
+        defer = stmt.kind in _DEFER_KINDS
         while True:
             if isinstance(stmt.arg, tuple) and stmt.arg[0] == "aost":
                 txn = HistoricalTxn(self.store, parse_as_of(stmt.arg[1], self.store))
             else:
                 txn = self.store.txn(f"sql-{self.id}")
             buf = WriteBuffer(txn)
+            buf.defer_unique = defer
             if stmt.kind == "explain_analyze":
                 buf.spans = []
             self._now = dt.datetime.now(UTC)
@@ -191,6 +196,9 @@ class Session:
                 return res
             except CrdbError as e:
                 await _quiet_rollback(txn)
+                if isinstance(e, ConditionFailedError) and buf.defer_unique:
+                    defer = False
+                    continue
                 if type(e).retryable and attempt < self.max_retries:
                     attempt += 1
                     self.retries += 1
@@ -534,6 +542,7 @@ def parse_duration_ms(v: str) -> float:
     return float(m.group(1)) * _UNIT_MS[(m.group(2) or "ms").lower()]
 
 
+_DEFER_KINDS = frozenset({"insert", "upsert", "update", "delete", "explain_analyze"})
 _WRITE_KINDS = frozenset({"put", "conditional_put", "increment", "delete", "delete_range"})
 
 
@@ -550,7 +559,7 @@ def _backoff(attempt: int) -> float:
 
 def _writes_since(buf: WriteBuffer, sp: int) -> list[tuple[bytes, bool]]:
     seen: dict[bytes, bool] = {}
-    for key, _, _ in buf._undo[sp:]:
+    for key, *_ in buf._undo[sp:]:
         seen[key] = buf.writes.get(key) is None
     return list(seen.items())
 

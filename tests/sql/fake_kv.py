@@ -20,6 +20,7 @@ class FakeBatch:
     def __init__(self) -> None:
         self.ops: list[tuple[bytes, bytes | None]] = []
         self.gets: list[bytes] = []
+        self.conditions: list[tuple[bytes, bytes | None]] = []  # (key, expected value)
 
     def get(self, key: bytes) -> FakeBatch:
         self.gets.append(key)
@@ -31,6 +32,11 @@ class FakeBatch:
 
     def delete(self, key: bytes) -> FakeBatch:
         self.ops.append((key, None))
+        return self
+
+    def cput(self, key: bytes, value: bytes, expected: bytes | None) -> FakeBatch:
+        self.ops.append((key, value))
+        self.conditions.append((key, expected))
         return self
 
 
@@ -141,6 +147,11 @@ class FakeTxn:
 
     async def commit_in_batch(self, b: FakeBatch) -> None:
         self._check()
+        for k, expected in b.conditions:  # evaluated against the latest version
+            actual = self.kv.read(k, self.kv.seq)
+            if actual != expected:
+                self.finished = True
+                raise errors.ConditionFailedError(actual)
         for k, v in b.ops:
             self.writes[k] = v
         await self.commit()
