@@ -447,7 +447,14 @@ class Store:
         applied = r.applied.raft_applied_index
         keep = self.config.raft_log_max_entries // 2
         if applied - st.first_index() > self.config.raft_log_max_entries:
-            st.compact(applied - keep)
+            # Unsynced, on purpose: the batch (deletes + truncated state) is
+            # atomic, losing it in a crash leaves a longer but consistent
+            # log, and the WAL is sequential, so the next synced log write
+            # makes it durable in order. A synced write here would stall the
+            # loop for an fsync under the GIL.
+            b = self.engine.new_batch()
+            st.compact(applied - keep, batch=b)
+            self.engine.write(b, sync=False)
 
     async def _split_by_size(self, r: Replica, total: int) -> None:
         from crdb_py.kvserver.split import admin_split
