@@ -295,13 +295,19 @@ async def _until(pred: Any, timeout: float = 10.0) -> None:
         await asyncio.sleep(0.02)
 
 
-def test_entry_is_replicated_survives_restart_and_ships_in_snapshots() -> None:
+def test_entry_is_replicated_caught_up_survives_restart_and_ships_in_snapshots() -> None:
     async def main() -> None:
         c = await _started()
         try:
-            t = await _zombie(c, [b"p"])
             rid = _range_id(c, b"p")
-            # every replica applied it from the raft log (followers only apply)
+            busy = {c.leaseholder(rid), c.leaseholder(_range_id(c, b"warm"))}
+            down = next(i for i in c.nodes if i not in busy)
+            await c.stop_node(down)  # misses the poisoning
+            t = await _zombie(c, [b"p"])
+            assert abortspan.get(c.nodes[down].engine, rid, t.meta.id) is None
+            await c.start_node(down)
+            # every replica applies it from the raft log (followers only
+            # apply); the one that was down catches up on restart
             await _until(
                 lambda: all(abortspan.get(n.engine, rid, t.meta.id) for n in c.nodes.values())
             )
