@@ -89,6 +89,17 @@ def test_txn_read_sees_its_intent_until_poisoned_then_fails() -> None:
     assert env.value(k("y")) is None
 
 
+def test_a_one_phase_commit_batch_is_checked_too() -> None:
+    env, t = env_with_intent()
+    env.run(batch(poisoned(resolve(k("x"), t.meta, ABORTED)), at=ts(30)))
+    t.meta.priority = 3
+    ba = batch(put(k("w"), b"1pc", seq=5), end_txn(t, locks=[span(k("w"))]), txn=t)
+    with pytest.raises(TransactionAbortedError) as ei:
+        env.run(ba)
+    assert ei.value.txn.meta.priority == 7  # the entry's, the higher one
+    assert env.value(k("w")) is None
+
+
 def test_the_check_ignores_other_txns_and_non_txn_requests() -> None:
     env, t = env_with_intent()
     env.run(batch(poisoned(resolve(k("x"), t.meta, ABORTED)), at=ts(30)))
