@@ -10,7 +10,9 @@ Store level, on an in-process 3-node cluster over RocksDB stores with synced
 writes (so the background writer is in use): with the sync parked at the
 ``kvserver.store.before_sync`` failpoint no acknowledgement of the new entry
 leaves any node and the put does not complete, while the loop keeps serving
-reads and processing other ranges' Readies; a failed fsync stops the store.
+reads and processing other ranges' Readies; a failed fsync stops the store;
+steady writes (log truncation included) never fsync through rocksdict on the
+loop. And one real node process: a failed fsync makes it exit (EX_IOERR).
 """
 
 from __future__ import annotations
@@ -498,3 +500,25 @@ def test_steady_writes_and_log_truncation_never_fsync_on_the_loop(rocks_cluster:
             await c.close()
 
     _run(main())
+
+
+# ---- a real node process --------------------------------------------------------
+
+
+def test_real_node_exits_when_its_raft_log_cannot_be_synced() -> None:
+    """A node (RocksDB store, synced writes: the background writer) whose
+    fsync fails — injected at the failpoint on the writer's thread — exits
+    with EX_IOERR instead of serving on."""
+    from crdb_py.kvserver.store import DISK_FAILURE_EXIT
+    from crdb_py.localcluster import LocalCluster
+
+    with LocalCluster(1, replication_factor=1, sql=False) as c:
+        c.kv().put(b"before", b"1")
+        c.restart(0, env={failpoints.ENV_VAR: f"{BEFORE_SYNC}=error(disk gone)*1"}, wait=False)
+        c.wait_for(lambda: not c.is_running(0), 30, "the node to exit on the failed sync")
+        assert c.exit_code(0) == DISK_FAILURE_EXIT
+        with open(c.log_path(0)) as f:
+            log_text = f.read()
+        assert "raft log write/sync failed" in log_text and "disk gone" in log_text
+        c.restart(0, env={})  # the store itself is intact
+        assert c.kv().get(b"before") == b"1"
