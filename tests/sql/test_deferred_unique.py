@@ -178,3 +178,47 @@ def test_concurrent_inserts_of_one_key_on_a_real_store() -> None:
         assert len(losses) == 8 * 15 - 15 and set(losses) == {"23505"}
     finally:
         root.close()
+
+
+def test_explicit_multirow_insert_checks_in_one_batch() -> None:
+    t = Trips()
+    batches: list[int] = []
+
+    orig_run = FakeTxn.run
+
+    async def counting_run(self: FakeTxn, b: FakeBatch) -> list[Any]:
+        batches.append(len(b.gets))
+        return await orig_run(self, b)
+
+    loop = asyncio.new_event_loop()
+    try:
+        FakeTxn.run = counting_run  # type: ignore[method-assign]
+        s = Session(t.kv)
+        _ex(loop, s, "CREATE TABLE u (id INT PRIMARY KEY, email TEXT UNIQUE)")
+        _ex(loop, s, "INSERT INTO u VALUES (1000, 'taken')")
+        _ex(loop, s, "BEGIN")
+        _ex(loop, s, "SELECT 1")
+        t.log.clear()
+        batches.clear()
+        values = ", ".join(f"({i}, 'e{i}')" for i in range(50))
+        _ex(loop, s, f"INSERT INTO u VALUES {values}")
+        # 50 rows x (primary key + unique email) = 100 keys, read in one batch
+        assert batches == [100]
+        assert len(t.log) <= 100 + 3  # the batch's own gets, plus catalog reads
+        with pytest.raises(E.SQLError) as ei:
+            _ex(loop, s, "INSERT INTO u VALUES (60, 'a'), (61, 'taken'), (1000, 'b')")
+        assert ei.value.sqlstate == "23505" and "Key (email)=(taken)" in str(ei.value)
+        _ex(loop, s, "ROLLBACK")
+        _ex(loop, s, "BEGIN")
+        with pytest.raises(E.SQLError) as ei:
+            _ex(loop, s, "INSERT INTO u VALUES (70, 'x'), (71, 'y'), (70, 'z')")
+        assert "Key (id)=(70)" in str(ei.value)
+        _ex(loop, s, "ROLLBACK")
+        _ex(loop, s, "BEGIN")
+        _ex(loop, s, "DELETE FROM u WHERE id = 1000")
+        _ex(loop, s, "INSERT INTO u VALUES (1000, 'taken'), (1001, 'again')")  # freed in this txn
+        _ex(loop, s, "COMMIT")
+        assert _ex(loop, s, "SELECT id FROM u ORDER BY id").rows == [(1000,), (1001,)]
+    finally:
+        FakeTxn.run = orig_run  # type: ignore[method-assign]
+        loop.close()
