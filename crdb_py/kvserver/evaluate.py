@@ -88,7 +88,7 @@ from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import crdb_py.kvserver.batcheval  # noqa: F401  (registers the commands)
-from crdb_py.kvserver import abortspan
+from crdb_py.kvserver import abortspan, gcthreshold
 from crdb_py.kvserver.batcheval.command import Command, CommandArgs, Result, lookup
 from crdb_py.kvserver.batcheval.declare import read_timestamp
 from crdb_py.kvserver.batcheval.txn_record import read_record
@@ -503,13 +503,17 @@ def _covered(sp: data_pb2.Span, writes: list[tuple[bytes, bytes]]) -> bool:
 
 
 def one_phase_commit_eligible(
-    rw: ReadWriter, ba: api_pb2.BatchRequest, reqs: list[tuple[str, Any, Command]]
+    rw: ReadWriter,
+    ba: api_pb2.BatchRequest,
+    reqs: list[tuple[str, Any, Command]],
+    range_id: int | None = None,
 ) -> bool:
     """Whether `ba` is a whole transaction that may commit without a record
     (CockroachDB's `isOnePhaseCommit`): the txn's first epoch, an EndTxn
     commit last with no in-flight writes, nothing but plain reads and writes
     before it, every lock span written by this batch, the commit's timestamp
-    checks passing, and no record yet (a heartbeat or push created none)."""
+    checks passing, no record yet (a heartbeat or push created none), and
+    one could be created (`gcthreshold.can_create_txn_record`)."""
     h = ba.header
     if not h.HasField("txn") or not reqs or reqs[-1][0] != "end_txn":
         return False
@@ -529,7 +533,13 @@ def one_phase_commit_eligible(
     writes = [(r.header.key, r.header.end_key) for _, r, c in reqs[:-1] if c.is_write]
     if not writes or not all(_covered(sp, writes) for sp in et.lock_spans):
         return False
-    return read_record(rw, h.txn.meta) is None
+    if read_record(rw, h.txn.meta) is not None:
+        return False
+    # No record may be created for a txn started at or below the txn span GC
+    # threshold, and a one-phase commit is a record's worth of commit.
+    return gcthreshold.can_create_txn_record(
+        h.txn.meta, gcthreshold.txn_span_gc_threshold(rw, ba.header.range_id if range_id is None else range_id)
+    )
 
 
 def try_one_phase_commit(
@@ -558,7 +568,7 @@ def try_one_phase_commit(
         checked: ReadWriter = CheckedReadWriter(rw, assert_spans)
     else:
         checked = rw
-    if not one_phase_commit_eligible(checked, ba, reqs):
+    if not one_phase_commit_eligible(checked, ba, reqs, desc.range_id):
         if require:
             raise _at(
                 TransactionStatusError(
@@ -640,7 +650,7 @@ class CheckedReadWriter:
 
     @staticmethod
     def _logical(ek: bytes) -> tuple[bytes, bytes]:
-        if abortspan.is_abort_span_key(ek):
+        if abortspan.is_abort_span_key(ek) or gcthreshold.is_threshold_key(ek):
             return ek, b""  # raw and unversioned: declared under its own key
         try:
             return split_engine_key(ek)
@@ -648,6 +658,8 @@ class CheckedReadWriter:
             raise InternalError(f"evaluation accessed non-MVCC engine key {ek!r}") from None
 
     def get(self, key: bytes) -> bytes | None:
+        if gcthreshold.is_threshold_key(key):
+            return self._rw.get(key)  # read unlatched, on purpose: see gcthreshold
         self._spans.assert_allowed(SpanAccess.READ_ONLY, self._logical(key)[0])
         return self._rw.get(key)
 

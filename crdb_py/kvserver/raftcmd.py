@@ -45,6 +45,10 @@ class RaftCommand:
     split_right: bytes = b""
     split_right_stats: dict[str, int] = field(default_factory=dict)
     new_desc: bytes = b""  # a replica change: the new descriptor
+    # GC threshold moves, as (wall, logical); the write batch persists them,
+    # these update each replica's in-memory copy at apply
+    gc_threshold: tuple[int, int] | None = None
+    txn_span_gc_threshold: tuple[int, int] | None = None
 
     def encode(self) -> bytes:
         d: dict[str, object] = {"i": self.id, "s": self.proposer_lease_seq, "m": self.max_lease_index}
@@ -63,6 +67,10 @@ class RaftCommand:
             d["ss"] = self.split_right_stats
         if self.new_desc:
             d["nd"] = self.new_desc
+        if self.gc_threshold is not None:
+            d["gt"] = list(self.gc_threshold)
+        if self.txn_span_gc_threshold is not None:
+            d["gx"] = list(self.txn_span_gc_threshold)
         return msgpack.packb(d, use_bin_type=True)
 
     @staticmethod
@@ -81,6 +89,8 @@ class RaftCommand:
             split_right=d.get("sr", b""),
             split_right_stats=d.get("ss", {}),
             new_desc=d.get("nd", b""),
+            gc_threshold=tuple(d["gt"]) if "gt" in d else None,  # type: ignore[arg-type]
+            txn_span_gc_threshold=tuple(d["gx"]) if "gx" in d else None,  # type: ignore[arg-type]
         )
 
     @property

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING
 
 import msgpack
 
-from crdb_py.kvserver import abortspan, evaluate
+from crdb_py.kvserver import abortspan, evaluate, gcthreshold
 from crdb_py.kvserver.batcheval.command import Result, lookup
 from crdb_py.kvserver.concurrency.manager import ConcurrencyManager, request_from_batch
 from crdb_py.kvserver.concurrency.txn_wait_queue import PushWaitResult
@@ -71,6 +71,7 @@ from crdb_py.storage.mvcc_key import span_bounds
 from crdb_py.util import failpoints, keys
 from crdb_py.util.errors import (
     AmbiguousResultError,
+    BatchTimestampBeforeGCError,
     CrdbError,
     InternalError,
     InvalidArgumentError,
@@ -97,7 +98,14 @@ ADMIN_KINDS = frozenset({"admin_split", "admin_transfer_lease"})
 # write MVCC values at the batch timestamp.
 _NO_TSCACHE_PUSH = frozenset({
     "heartbeat_txn", "end_txn", "push_txn", "recover_txn", "resolve_intent",
-    "resolve_intent_range",
+    "resolve_intent_range", "gc",
+})
+# Requests not checked against the GC threshold: they read no MVCC history
+# (txn records, intents) or are the GC itself. An old txn must still be able
+# to finish, and its intents to be resolved (intents are never collected).
+_GC_THRESHOLD_EXEMPT = frozenset({
+    "heartbeat_txn", "end_txn", "push_txn", "recover_txn", "query_txn", "query_intent",
+    "resolve_intent", "resolve_intent_range", "gc",
 })
 
 
@@ -140,8 +148,32 @@ def range_data_spans(desc: data_pb2.RangeDescriptor) -> list[tuple[bytes, bytes]
 
 
 def range_engine_spans(desc: data_pb2.RangeDescriptor) -> list[tuple[bytes, bytes]]:
-    """Engine spans a snapshot ships: the MVCC data and the abort span."""
-    return [*(span_bounds(s, e) for s, e in range_data_spans(desc)), abortspan.engine_span(desc.range_id)]
+    """Engine spans a snapshot ships: the MVCC data, the abort span and the
+    GC thresholds."""
+    return [
+        *(span_bounds(s, e) for s, e in range_data_spans(desc)),
+        abortspan.engine_span(desc.range_id),
+        *gcthreshold.engine_spans(desc.range_id),
+    ]
+
+
+def earliest_active_timestamp(ba: api_pb2.BatchRequest) -> Timestamp | None:
+    """The lowest timestamp at which the batch reads or writes MVCC history
+    (CockroachDB's ``EarliestActiveTimestamp``): its read timestamp, or just
+    above a refresh's ``refresh_from`` (a refresh looks at (from, to]). None
+    when every request is exempt from the GC threshold check."""
+    h = ba.header
+    base = ts_from_proto(h.txn.read_timestamp if h.HasField("txn") else h.timestamp)
+    out: Timestamp | None = None
+    for ru in ba.requests:
+        kind = ru.WhichOneof("value")
+        if kind in _GC_THRESHOLD_EXEMPT:
+            continue
+        ts = base
+        if kind in ("refresh", "refresh_range"):
+            ts = min(ts, ts_from_proto(getattr(ru, kind).refresh_from).next())
+        out = ts if out is None else min(out, ts)
+    return out
 
 
 def compute_range_stats(reader: object, desc: data_pb2.RangeDescriptor) -> MVCCStats:
@@ -233,6 +265,8 @@ class Replica:
         v = eng.get(keys.range_lease_key(range_id))
         self.lease: data_pb2.Lease | None = data_pb2.Lease.FromString(v) if v is not None else None
         self.stats = MVCCStats(**self.applied.stats) if self.applied.stats else MVCCStats()
+        # Replicated; mirrored here from the engine, updated at apply.
+        self.gc_threshold, self.txn_span_gc_threshold = gcthreshold.load(eng, range_id)
         self.raft_storage = ReplicaRaftStorage(eng, range_id, self)
         cfg = store.config
         self.raw_node = RawNode(
@@ -375,8 +409,21 @@ class Replica:
             req = getattr(ru, kind)
             self.tscache.add(req.header.key, req.header.end_key or None, ts, txn_id)
 
+    def check_gc_threshold(self, ba: api_pb2.BatchRequest) -> None:
+        """Refuse a batch that would read or write at or below the GC
+        threshold (`BatchTimestampBeforeGCError`): the history it needs may
+        be gone. Runs synchronously with evaluation, so a GC applying in
+        between cannot slip under it."""
+        thr = self.gc_threshold
+        if thr.is_empty():
+            return
+        ts = earliest_active_timestamp(ba)
+        if ts is not None and ts <= thr:
+            raise BatchTimestampBeforeGCError(ts, thr, self.range_id)
+
     def _eval_read(self, ba: api_pb2.BatchRequest) -> api_pb2.BatchResponse:
         assert self.desc is not None
+        self.check_gc_threshold(ba)
         now = self.store.clock.now()
         try:
             br, res = evaluate.evaluate_batch(
@@ -427,6 +474,7 @@ class Replica:
             else:
                 ts = self._push_write_ts(work, ts_from_proto(wh.timestamp), None)
                 ts_to_proto(ts, wh.timestamp)
+            self.check_gc_threshold(work)
             batch = self.store.engine.new_batch()
             delta = MVCCStats()
             try:
@@ -462,6 +510,11 @@ class Replica:
                 write_batch=batch.repr() if batch.count() else b"",
                 stats_delta={k: v for k, v in delta.counters().items() if v},
             )
+            if res.gc_threshold is not None:
+                cmd.gc_threshold = (res.gc_threshold.wall_time, res.gc_threshold.logical)
+            if res.txn_span_gc_threshold is not None:
+                t = res.txn_span_gc_threshold
+                cmd.txn_span_gc_threshold = (t.wall_time, t.logical)
             fut = self.propose(cmd)
             fut.add_done_callback(lambda f, res=res: self._after_apply(f, res))
             if failpoints._armed:  # proposed, not yet applied or acknowledged
@@ -744,6 +797,11 @@ class Replica:
                     batch.put(k, v)  # type: ignore[attr-defined]
         if cmd.stats_delta:
             self.stats.add(MVCCStats(**cmd.stats_delta))
+        if cmd.gc_threshold is not None:
+            self.gc_threshold = self.gc_threshold.forward(Timestamp(*cmd.gc_threshold))
+        if cmd.txn_span_gc_threshold is not None:
+            t = Timestamp(*cmd.txn_span_gc_threshold)
+            self.txn_span_gc_threshold = self.txn_span_gc_threshold.forward(t)
         if cmd.split_left:
             from crdb_py.kvserver.split import apply_split
 
@@ -826,6 +884,10 @@ class Replica:
         kv = d["kv"]
         for i in range(0, len(kv), 2):
             batch.put(kv[i], kv[i + 1])  # type: ignore[attr-defined]
+        shipped = dict(zip(kv[::2], kv[1::2], strict=True))
+        self.gc_threshold, self.txn_span_gc_threshold = gcthreshold.load(
+            shipped, self.range_id  # type: ignore[arg-type]  (a dict has .get)
+        )
         if d["lease"]:
             batch.put(keys.range_lease_key(self.range_id), d["lease"])  # type: ignore[attr-defined]
             self._set_lease(data_pb2.Lease.FromString(d["lease"]))

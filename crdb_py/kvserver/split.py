@@ -21,6 +21,11 @@ refusing it. The copies are written at evaluation, into the split's write
 batch under the right's range id, so every replica applies the same entries
 (entries older than the GC threshold are left behind).
 
+The right-hand range also inherits the left's GC thresholds
+(`gcthreshold`), written by the trigger from the left's applied state: its
+data was collected under them, so reads at or below them must keep failing
+on both sides.
+
 If the right-hand replica already exists and is initialized (a snapshot from
 the right's leader overtook the split on a slow replica), the trigger leaves
 it alone.
@@ -31,7 +36,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from crdb_py.kvserver import abortspan
+from crdb_py.kvserver import abortspan, gcthreshold
 from crdb_py.kvserver.raftcmd import RaftCommand
 from crdb_py.kvserver.replica import (
     compute_range_stats,
@@ -143,5 +148,10 @@ def apply_split(r: Replica, cmd: RaftCommand, batch: object, post: list) -> None
         lease = data_pb2.Lease()
         lease.CopyFrom(r.lease)
     write_initial_range_state(batch, store.engine, right, right_stats, lease, term, vote)
+    # The right-hand side's data was collected under the left's thresholds.
+    if not r.gc_threshold.is_empty():
+        gcthreshold.set_gc_threshold(batch, right.range_id, r.gc_threshold)  # type: ignore[arg-type]
+    if not r.txn_span_gc_threshold.is_empty():
+        gcthreshold.set_txn_span_gc_threshold(batch, right.range_id, r.txn_span_gc_threshold)  # type: ignore[arg-type]
     campaign = r.is_leader()
     post.append(lambda: store.add_split_replica(right, campaign=campaign))

@@ -401,7 +401,7 @@ class AdminTransferLeaseResponse(_message.Message):
     def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ...) -> None: ...
 
 class RequestUnion(_message.Message):
-    __slots__ = ("get", "scan", "reverse_scan", "put", "conditional_put", "increment", "delete", "delete_range", "heartbeat_txn", "end_txn", "push_txn", "query_txn", "query_intent", "recover_txn", "resolve_intent", "resolve_intent_range", "refresh", "refresh_range", "admin_split", "admin_transfer_lease")
+    __slots__ = ("get", "scan", "reverse_scan", "put", "conditional_put", "increment", "delete", "delete_range", "heartbeat_txn", "end_txn", "push_txn", "query_txn", "query_intent", "recover_txn", "resolve_intent", "resolve_intent_range", "refresh", "refresh_range", "admin_split", "admin_transfer_lease", "gc")
     GET_FIELD_NUMBER: _ClassVar[int]
     SCAN_FIELD_NUMBER: _ClassVar[int]
     REVERSE_SCAN_FIELD_NUMBER: _ClassVar[int]
@@ -422,6 +422,7 @@ class RequestUnion(_message.Message):
     REFRESH_RANGE_FIELD_NUMBER: _ClassVar[int]
     ADMIN_SPLIT_FIELD_NUMBER: _ClassVar[int]
     ADMIN_TRANSFER_LEASE_FIELD_NUMBER: _ClassVar[int]
+    GC_FIELD_NUMBER: _ClassVar[int]
     get: GetRequest
     scan: ScanRequest
     reverse_scan: ReverseScanRequest
@@ -442,10 +443,11 @@ class RequestUnion(_message.Message):
     refresh_range: RefreshRangeRequest
     admin_split: AdminSplitRequest
     admin_transfer_lease: AdminTransferLeaseRequest
-    def __init__(self, get: _Optional[_Union[GetRequest, _Mapping]] = ..., scan: _Optional[_Union[ScanRequest, _Mapping]] = ..., reverse_scan: _Optional[_Union[ReverseScanRequest, _Mapping]] = ..., put: _Optional[_Union[PutRequest, _Mapping]] = ..., conditional_put: _Optional[_Union[ConditionalPutRequest, _Mapping]] = ..., increment: _Optional[_Union[IncrementRequest, _Mapping]] = ..., delete: _Optional[_Union[DeleteRequest, _Mapping]] = ..., delete_range: _Optional[_Union[DeleteRangeRequest, _Mapping]] = ..., heartbeat_txn: _Optional[_Union[HeartbeatTxnRequest, _Mapping]] = ..., end_txn: _Optional[_Union[EndTxnRequest, _Mapping]] = ..., push_txn: _Optional[_Union[PushTxnRequest, _Mapping]] = ..., query_txn: _Optional[_Union[QueryTxnRequest, _Mapping]] = ..., query_intent: _Optional[_Union[QueryIntentRequest, _Mapping]] = ..., recover_txn: _Optional[_Union[RecoverTxnRequest, _Mapping]] = ..., resolve_intent: _Optional[_Union[ResolveIntentRequest, _Mapping]] = ..., resolve_intent_range: _Optional[_Union[ResolveIntentRangeRequest, _Mapping]] = ..., refresh: _Optional[_Union[RefreshRequest, _Mapping]] = ..., refresh_range: _Optional[_Union[RefreshRangeRequest, _Mapping]] = ..., admin_split: _Optional[_Union[AdminSplitRequest, _Mapping]] = ..., admin_transfer_lease: _Optional[_Union[AdminTransferLeaseRequest, _Mapping]] = ...) -> None: ...
+    gc: GCRequest
+    def __init__(self, get: _Optional[_Union[GetRequest, _Mapping]] = ..., scan: _Optional[_Union[ScanRequest, _Mapping]] = ..., reverse_scan: _Optional[_Union[ReverseScanRequest, _Mapping]] = ..., put: _Optional[_Union[PutRequest, _Mapping]] = ..., conditional_put: _Optional[_Union[ConditionalPutRequest, _Mapping]] = ..., increment: _Optional[_Union[IncrementRequest, _Mapping]] = ..., delete: _Optional[_Union[DeleteRequest, _Mapping]] = ..., delete_range: _Optional[_Union[DeleteRangeRequest, _Mapping]] = ..., heartbeat_txn: _Optional[_Union[HeartbeatTxnRequest, _Mapping]] = ..., end_txn: _Optional[_Union[EndTxnRequest, _Mapping]] = ..., push_txn: _Optional[_Union[PushTxnRequest, _Mapping]] = ..., query_txn: _Optional[_Union[QueryTxnRequest, _Mapping]] = ..., query_intent: _Optional[_Union[QueryIntentRequest, _Mapping]] = ..., recover_txn: _Optional[_Union[RecoverTxnRequest, _Mapping]] = ..., resolve_intent: _Optional[_Union[ResolveIntentRequest, _Mapping]] = ..., resolve_intent_range: _Optional[_Union[ResolveIntentRangeRequest, _Mapping]] = ..., refresh: _Optional[_Union[RefreshRequest, _Mapping]] = ..., refresh_range: _Optional[_Union[RefreshRangeRequest, _Mapping]] = ..., admin_split: _Optional[_Union[AdminSplitRequest, _Mapping]] = ..., admin_transfer_lease: _Optional[_Union[AdminTransferLeaseRequest, _Mapping]] = ..., gc: _Optional[_Union[GCRequest, _Mapping]] = ...) -> None: ...
 
 class ResponseUnion(_message.Message):
-    __slots__ = ("get", "scan", "reverse_scan", "put", "conditional_put", "increment", "delete", "delete_range", "heartbeat_txn", "end_txn", "push_txn", "query_txn", "query_intent", "recover_txn", "resolve_intent", "resolve_intent_range", "refresh", "refresh_range", "admin_split", "admin_transfer_lease")
+    __slots__ = ("get", "scan", "reverse_scan", "put", "conditional_put", "increment", "delete", "delete_range", "heartbeat_txn", "end_txn", "push_txn", "query_txn", "query_intent", "recover_txn", "resolve_intent", "resolve_intent_range", "refresh", "refresh_range", "admin_split", "admin_transfer_lease", "gc")
     GET_FIELD_NUMBER: _ClassVar[int]
     SCAN_FIELD_NUMBER: _ClassVar[int]
     REVERSE_SCAN_FIELD_NUMBER: _ClassVar[int]
@@ -466,6 +468,7 @@ class ResponseUnion(_message.Message):
     REFRESH_RANGE_FIELD_NUMBER: _ClassVar[int]
     ADMIN_SPLIT_FIELD_NUMBER: _ClassVar[int]
     ADMIN_TRANSFER_LEASE_FIELD_NUMBER: _ClassVar[int]
+    GC_FIELD_NUMBER: _ClassVar[int]
     get: GetResponse
     scan: ScanResponse
     reverse_scan: ReverseScanResponse
@@ -486,7 +489,8 @@ class ResponseUnion(_message.Message):
     refresh_range: RefreshRangeResponse
     admin_split: AdminSplitResponse
     admin_transfer_lease: AdminTransferLeaseResponse
-    def __init__(self, get: _Optional[_Union[GetResponse, _Mapping]] = ..., scan: _Optional[_Union[ScanResponse, _Mapping]] = ..., reverse_scan: _Optional[_Union[ReverseScanResponse, _Mapping]] = ..., put: _Optional[_Union[PutResponse, _Mapping]] = ..., conditional_put: _Optional[_Union[ConditionalPutResponse, _Mapping]] = ..., increment: _Optional[_Union[IncrementResponse, _Mapping]] = ..., delete: _Optional[_Union[DeleteResponse, _Mapping]] = ..., delete_range: _Optional[_Union[DeleteRangeResponse, _Mapping]] = ..., heartbeat_txn: _Optional[_Union[HeartbeatTxnResponse, _Mapping]] = ..., end_txn: _Optional[_Union[EndTxnResponse, _Mapping]] = ..., push_txn: _Optional[_Union[PushTxnResponse, _Mapping]] = ..., query_txn: _Optional[_Union[QueryTxnResponse, _Mapping]] = ..., query_intent: _Optional[_Union[QueryIntentResponse, _Mapping]] = ..., recover_txn: _Optional[_Union[RecoverTxnResponse, _Mapping]] = ..., resolve_intent: _Optional[_Union[ResolveIntentResponse, _Mapping]] = ..., resolve_intent_range: _Optional[_Union[ResolveIntentRangeResponse, _Mapping]] = ..., refresh: _Optional[_Union[RefreshResponse, _Mapping]] = ..., refresh_range: _Optional[_Union[RefreshRangeResponse, _Mapping]] = ..., admin_split: _Optional[_Union[AdminSplitResponse, _Mapping]] = ..., admin_transfer_lease: _Optional[_Union[AdminTransferLeaseResponse, _Mapping]] = ...) -> None: ...
+    gc: GCResponse
+    def __init__(self, get: _Optional[_Union[GetResponse, _Mapping]] = ..., scan: _Optional[_Union[ScanResponse, _Mapping]] = ..., reverse_scan: _Optional[_Union[ReverseScanResponse, _Mapping]] = ..., put: _Optional[_Union[PutResponse, _Mapping]] = ..., conditional_put: _Optional[_Union[ConditionalPutResponse, _Mapping]] = ..., increment: _Optional[_Union[IncrementResponse, _Mapping]] = ..., delete: _Optional[_Union[DeleteResponse, _Mapping]] = ..., delete_range: _Optional[_Union[DeleteRangeResponse, _Mapping]] = ..., heartbeat_txn: _Optional[_Union[HeartbeatTxnResponse, _Mapping]] = ..., end_txn: _Optional[_Union[EndTxnResponse, _Mapping]] = ..., push_txn: _Optional[_Union[PushTxnResponse, _Mapping]] = ..., query_txn: _Optional[_Union[QueryTxnResponse, _Mapping]] = ..., query_intent: _Optional[_Union[QueryIntentResponse, _Mapping]] = ..., recover_txn: _Optional[_Union[RecoverTxnResponse, _Mapping]] = ..., resolve_intent: _Optional[_Union[ResolveIntentResponse, _Mapping]] = ..., resolve_intent_range: _Optional[_Union[ResolveIntentRangeResponse, _Mapping]] = ..., refresh: _Optional[_Union[RefreshResponse, _Mapping]] = ..., refresh_range: _Optional[_Union[RefreshRangeResponse, _Mapping]] = ..., admin_split: _Optional[_Union[AdminSplitResponse, _Mapping]] = ..., admin_transfer_lease: _Optional[_Union[AdminTransferLeaseResponse, _Mapping]] = ..., gc: _Optional[_Union[GCResponse, _Mapping]] = ...) -> None: ...
 
 class BatchHeader(_message.Message):
     __slots__ = ("timestamp", "txn", "range_id", "read_consistency", "max_span_request_keys", "target_bytes", "async_consensus", "gateway_node_id", "can_forward_read_timestamp")
@@ -577,3 +581,39 @@ class AbortSpanEntry(_message.Message):
     timestamp: _data_pb2.Timestamp
     priority: int
     def __init__(self, key: _Optional[bytes] = ..., timestamp: _Optional[_Union[_data_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[int] = ...) -> None: ...
+
+class GCKey(_message.Message):
+    __slots__ = ("key", "timestamp")
+    KEY_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    key: bytes
+    timestamp: _data_pb2.Timestamp
+    def __init__(self, key: _Optional[bytes] = ..., timestamp: _Optional[_Union[_data_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GCRequest(_message.Message):
+    __slots__ = ("header", "keys", "threshold", "txn_span_gc_threshold", "txn_records", "abort_span_txn_ids")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    KEYS_FIELD_NUMBER: _ClassVar[int]
+    THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    TXN_SPAN_GC_THRESHOLD_FIELD_NUMBER: _ClassVar[int]
+    TXN_RECORDS_FIELD_NUMBER: _ClassVar[int]
+    ABORT_SPAN_TXN_IDS_FIELD_NUMBER: _ClassVar[int]
+    header: RequestHeader
+    keys: _containers.RepeatedCompositeFieldContainer[GCKey]
+    threshold: _data_pb2.Timestamp
+    txn_span_gc_threshold: _data_pb2.Timestamp
+    txn_records: _containers.RepeatedCompositeFieldContainer[_data_pb2.TxnMeta]
+    abort_span_txn_ids: _containers.RepeatedScalarFieldContainer[bytes]
+    def __init__(self, header: _Optional[_Union[RequestHeader, _Mapping]] = ..., keys: _Optional[_Iterable[_Union[GCKey, _Mapping]]] = ..., threshold: _Optional[_Union[_data_pb2.Timestamp, _Mapping]] = ..., txn_span_gc_threshold: _Optional[_Union[_data_pb2.Timestamp, _Mapping]] = ..., txn_records: _Optional[_Iterable[_Union[_data_pb2.TxnMeta, _Mapping]]] = ..., abort_span_txn_ids: _Optional[_Iterable[bytes]] = ...) -> None: ...
+
+class GCResponse(_message.Message):
+    __slots__ = ("header", "versions_removed", "txn_records_removed", "abort_span_entries_removed")
+    HEADER_FIELD_NUMBER: _ClassVar[int]
+    VERSIONS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    TXN_RECORDS_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    ABORT_SPAN_ENTRIES_REMOVED_FIELD_NUMBER: _ClassVar[int]
+    header: ResponseHeader
+    versions_removed: int
+    txn_records_removed: int
+    abort_span_entries_removed: int
+    def __init__(self, header: _Optional[_Union[ResponseHeader, _Mapping]] = ..., versions_removed: _Optional[int] = ..., txn_records_removed: _Optional[int] = ..., abort_span_entries_removed: _Optional[int] = ...) -> None: ...

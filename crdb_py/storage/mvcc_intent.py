@@ -16,11 +16,15 @@ sequence-number ranges (savepoint rollbacks) are applied first: the intent
 goes back to the newest value written at a sequence that is not ignored, or
 disappears if every write is ignored.
 
-GC removes versions no reader at or above the GC threshold can see: every
+GC removes versions no reader above the GC threshold can see: every
 version at or below the threshold shadowed by a newer version at or below
 it, and the newest such version too when it is a tombstone. Intents and
 their provisional versions are never garbage collected (a provisional value
-does not shadow anything until it commits).
+does not shadow anything until it commits). GC is two steps, as in
+CockroachDB: `mvcc_find_garbage` names, per key, the timestamp at or below
+which every version is garbage (the GC queue sends those in GCRequests);
+`mvcc_garbage_collect_keys` removes them, refusing loudly to remove a
+provisional value or a live newest version.
 """
 
 from __future__ import annotations
@@ -30,7 +34,13 @@ from collections.abc import Iterable
 from crdb_py.pb import data_pb2
 from crdb_py.storage.engine import Reader, ReadWriter
 from crdb_py.storage.mvcc import TOMBSTONE, VALUE_TAG, _head
-from crdb_py.storage.mvcc_key import TERMINATOR, encode_prefix, encode_suffix, span_bounds
+from crdb_py.storage.mvcc_key import (
+    TERMINATOR,
+    decode_suffix,
+    encode_prefix,
+    encode_suffix,
+    span_bounds,
+)
 from crdb_py.storage.stats import (
     META_INTENT,
     MVCCStats,
@@ -212,6 +222,127 @@ def mvcc_resolve_write_intent_range(
     return n, None
 
 
+def mvcc_find_garbage(
+    reader: Reader,
+    start: bytes,
+    end: bytes,
+    threshold: Timestamp,
+    *,
+    max_keys: int = 0,
+    max_records: int = 0,
+) -> tuple[list[tuple[bytes, Timestamp]], bytes | None]:
+    """The garbage of keys in [start, end) at GC threshold `threshold`:
+    ``(key, ts)`` per key with garbage, meaning every version of the key at
+    or below ``ts`` is garbage (garbage is downward closed).
+
+    A version is garbage when it is at or below the threshold and either
+    shadowed by a newer committed version at or below it, or a tombstone
+    that is the newest committed version at or below it. So the newest
+    version a read above the threshold can see is kept (unless it is a
+    deletion). An intent's provisional version is never garbage and shadows
+    nothing (it may still abort). Inline values are never garbage.
+
+    Stops after `max_keys` keys with garbage, or after looking at about
+    `max_records` engine records (0 = no limit); the second result is then
+    the key to resume from, else None.
+    """
+    lo, hi = span_bounds(start, end)
+    inv = encode_suffix(threshold)
+    out: list[tuple[bytes, Timestamp]] = []
+    cur = b""
+    plen = 0
+    seen = False  # met a committed version at or below the threshold
+    found: bytes | None = None  # suffix of the key's newest garbage version
+    skip: bytes | None = None
+    records = 0
+
+    def flush() -> None:
+        if found is not None:
+            uk = cur[1 : plen - 2].replace(b"\x00\xff", b"\x00")
+            out.append((uk, decode_suffix(found)))
+
+    for ek, v in reader.iter_range(lo, hi):
+        if not cur or not ek.startswith(cur):
+            flush()
+            records += 1
+            i = ek.find(TERMINATOR, 1)
+            if (max_keys and len(out) >= max_keys) or (max_records and records > max_records):
+                return out, ek[1:i].replace(b"\x00\xff", b"\x00")
+            plen = i + 2
+            cur = ek[:plen]
+            seen, found, skip = False, None, None
+            if len(ek) == plen:
+                if v[0] == META_INTENT:
+                    md = data_pb2.MVCCMetadata.FromString(v[1:])
+                    skip = encode_suffix(ts_from_proto(md.timestamp))
+                continue
+        else:
+            records += 1
+        if found is not None:
+            continue  # everything older is garbage too
+        sfx = ek[plen:]
+        if sfx == skip or sfx < inv:
+            continue  # the provisional value, or above the threshold
+        if seen or not v:
+            found = sfx
+        seen = True
+    flush()
+    return out, None
+
+
+def mvcc_garbage_collect_keys(
+    rw: ReadWriter,
+    gc_keys: Iterable[tuple[bytes, Timestamp]],
+    *,
+    stats: MVCCStats | None = None,
+) -> int:
+    """Remove every version at or below ``ts`` of each ``(key, ts)``.
+    Returns the number of versions removed; stats are kept exact.
+
+    Refuses loudly (`InternalError`, nothing written for that key) to remove
+    an intent's provisional version, or the newest committed version of a
+    key when it is not a tombstone: that is live data, and a GC request
+    asking for it is a bug. Repeating a request is harmless.
+    """
+    n = 0
+    for key, gts in gc_keys:
+        prefix = encode_prefix(key)
+        plen = len(prefix)
+        gsfx = encode_suffix(gts)
+        meta: bytes | None = None
+        newer: list[bytes] = []  # suffixes of the versions kept
+        doomed: list[tuple[bytes, bytes]] = []
+        for ek, v in rw.iter_range(prefix, prefix[:-1] + b"\x02"):
+            if len(ek) == plen:
+                meta = v
+            elif ek[plen:] < gsfx:
+                newer.append(ek[plen:])
+            else:
+                doomed.append((ek, v))
+        if not doomed or (meta is not None and meta[0] != META_INTENT):
+            continue
+        if meta is not None:
+            md = data_pb2.MVCCMetadata.FromString(meta[1:])
+            isfx = encode_suffix(ts_from_proto(md.timestamp))
+            if isfx >= gsfx:
+                raise InternalError(
+                    f"GC of {key!r} at or below {gts} would remove the provisional value of an "
+                    f"intent at {ts_from_proto(md.timestamp)}"
+                )
+            newer.remove(isfx)
+        if not newer and doomed[0][1]:
+            raise InternalError(f"GC of {key!r} at or below {gts} would remove its newest, live value")
+        for ek, _ in doomed:
+            rw.delete(ek)
+        n += len(doomed)
+        if stats is not None:
+            for _, v in doomed:
+                apply_version(stats, -1, v)
+            if not newer and meta is None:
+                apply_head(stats, -1, len(key), None, TOMBSTONE)  # the key is gone
+    return n
+
+
 def mvcc_garbage_collect(
     rw: ReadWriter,
     start: bytes,
@@ -220,47 +351,10 @@ def mvcc_garbage_collect(
     *,
     stats: MVCCStats | None = None,
 ) -> int:
-    """Remove versions in [start, end) that no read at or above `threshold`
-    can see. Returns the number of versions removed."""
-    lo, hi = span_bounds(start, end)
-    inv = encode_suffix(threshold)
-    doomed: list[tuple[bytes, bytes]] = []  # (engine key, value)
-    vanished: list[int] = []  # key lengths of keys that disappear entirely
-    cur = b""
-    plen = 0
-    seen = False  # met a version at or below the threshold
-    first = True  # the next version is the key's newest
-    skip: bytes | None = None
-    for ek, v in rw.iter_range(lo, hi):
-        if not cur or not ek.startswith(cur):
-            i = ek.find(TERMINATOR, 1)
-            plen = i + 2
-            cur = ek[:plen]
-            seen, first, skip = False, True, None
-            if len(ek) == plen:
-                if v[0] == META_INTENT:
-                    md = data_pb2.MVCCMetadata.FromString(v[1:])
-                    skip = encode_suffix(ts_from_proto(md.timestamp))
-                continue
-        sfx = ek[plen:]
-        newest, first = first, False
-        if sfx == skip or sfx < inv:
-            continue  # the provisional value, or above the threshold
-        if seen or not v:
-            doomed.append((ek, v))
-            if newest:
-                # The newest version is a tombstone at or below the threshold
-                # and there is no intent: every version of the key goes.
-                vanished.append(len(ek[1 : plen - 2].replace(b"\x00\xff", b"\x00")))
-        seen = True
-    for ek, _ in doomed:
-        rw.delete(ek)
-    if stats is not None:
-        for _, v in doomed:
-            apply_version(stats, -1, v)
-        for klen in vanished:
-            apply_head(stats, -1, klen, None, TOMBSTONE)
-    return len(doomed)
+    """Remove versions in [start, end) that no read above `threshold` can
+    see (`mvcc_find_garbage`). Returns the number of versions removed."""
+    found, _ = mvcc_find_garbage(rw, start, end, threshold)
+    return mvcc_garbage_collect_keys(rw, found, stats=stats)
 
 
 def mvcc_clear_range(

@@ -305,3 +305,26 @@ class ConcurrentTxnUseError(CrdbError):
             or "concurrent use of one transaction: a batch is already in flight; await it "
             "before sending the next one, or send the operations together in one Batch"
         )
+
+
+# ---- garbage collection ----------------------------------------------------------
+
+
+class BatchTimestampBeforeGCError(KVError):
+    """A request reads (or writes) at a timestamp at or below the range's GC
+    threshold: the versions it would need may have been garbage-collected.
+    SQLSTATE 72000 (PostgreSQL's ``snapshot_too_old``). Not retryable at the
+    same timestamp: read at a more recent time (the TTL is ``gc.ttlseconds``)."""
+
+    sqlstate = "72000"
+
+    def __init__(self, timestamp: Any, threshold: Any, range_id: int = 0) -> None:
+        self.timestamp = timestamp
+        self.threshold = threshold
+        self.range_id = range_id
+        super().__init__(
+            f"batch timestamp {timestamp} must be after replica GC threshold {threshold}"
+            + (f" (r{range_id})" if range_id else "")
+            + ": data this old has been garbage-collected; read at a more recent "
+            "timestamp (older history is kept for gc.ttlseconds)"
+        )

@@ -34,6 +34,8 @@ Raw range-ID-local keys (never versioned, never routed)::
         + b"rask"                                    range applied state
         + b"rll-"                                    range lease
         + b"abc-" + txn_id(16 bytes)                 abort span entry (replicated)
+        + b"lgc-"                                    MVCC GC threshold (replicated)
+        + b"tst-"                                    txn span GC threshold (replicated)
 
 Pure functions, standard library only: kvclient (which may import only util
 and pb) uses this module for range addressing.
@@ -71,6 +73,8 @@ RAFT_TRUNCATED_STATE_SUFFIX = b"rftt"
 RANGE_APPLIED_STATE_SUFFIX = b"rask"
 RANGE_LEASE_SUFFIX = b"rll-"
 ABORT_SPAN_SUFFIX = b"abc-"
+RANGE_GC_THRESHOLD_SUFFIX = b"lgc-"
+RANGE_TXN_SPAN_GC_THRESHOLD_SUFFIX = b"tst-"
 
 _ESC = b"\x00\xff"
 _TERM = b"\x00\x01"
@@ -237,3 +241,14 @@ def abort_span_prefix(range_id: int) -> bytes:
 def abort_span_key(range_id: int, txn_id: bytes) -> bytes:
     """The abort span entry of txn `txn_id` on range `range_id`."""
     return abort_span_prefix(range_id) + txn_id
+
+
+def range_gc_threshold_key(range_id: int) -> bytes:
+    """The range's MVCC GC threshold: reads at or below it are refused."""
+    return range_id_prefix(range_id) + RANGE_GC_THRESHOLD_SUFFIX
+
+
+def range_txn_span_gc_threshold_key(range_id: int) -> bytes:
+    """The range's txn span GC threshold: no txn record may be created for a
+    txn that started at or below it (its record may have been removed)."""
+    return range_id_prefix(range_id) + RANGE_TXN_SPAN_GC_THRESHOLD_SUFFIX

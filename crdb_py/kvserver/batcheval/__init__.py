@@ -13,6 +13,7 @@ from crdb_py.kvserver.batcheval import (  # noqa: F401  (imported to register)
     cmd_delete,
     cmd_delete_range,
     cmd_end_txn,
+    cmd_gc,
     cmd_get,
     cmd_heartbeat_txn,
     cmd_increment,

@@ -46,6 +46,13 @@ In CockroachDB's order (`cmd_end_transaction.go`):
    must refresh its reads to the new timestamp first (M5's span refresher)
    and retry the commit.
 
+6. no record, and the txn started at or below the range's txn span GC
+   threshold (`crdb_py.kvserver.gcthreshold`): the record may have been
+   finalized and garbage-collected, so it must not be written again — a
+   commit gets `TransactionAbortedError
+   ("ABORT_REASON_ALREADY_COMMITTED_OR_ROLLED_BACK_POSSIBLE_REPLAY")`, a
+   rollback resolves its local intents ABORTED and writes no record.
+
 Invariants kept: a final record is never rewritten by this command; the
 record's epoch and write timestamp never move backwards (the new record is
 the old one merged forward with the request); a STAGING record is written
@@ -165,6 +172,15 @@ def evaluate(
             )
 
     rec = tr.read_record(cargs.rw, txn.meta)
+    if rec is None and not tr.can_create_record(cargs.rw, cargs.desc.range_id, txn.meta):
+        # The record may have been finalized and garbage-collected: the txn is
+        # finished. A commit would resurrect it; a rollback only cleans up.
+        aborted = tr.synthesize_aborted(txn.meta)
+        if req.commit:
+            raise TransactionAbortedError(tr.ABORT_REASON_RECORD_GCED, txn=aborted)
+        _set_outcome(aborted, req)
+        _reflect(txn, aborted)
+        return resolve_local(cargs.rw, cargs.desc, aborted, cargs.stats)
     if rec is None:
         cur = data_pb2.Transaction()
         cur.CopyFrom(txn)

@@ -4,7 +4,10 @@ Addressed to the txn's anchor key. A missing record is created PENDING from
 ``header.txn`` (the first heartbeat, or the first one after a restart of the
 coordinator's writes); a PENDING or STAGING record has its ``last_heartbeat``
 forwarded to ``req.now`` (the leaseholder clock when unset) — nothing else of
-the record changes. A finalized record refuses: ABORTED raises
+the record changes. A missing record of a txn that started at or below the
+range's txn span GC threshold is not created: it may have been finalized and
+garbage-collected, so the heartbeat fails with `TransactionAbortedError`
+(``ABORT_REASON_ALREADY_COMMITTED_OR_ROLLED_BACK_POSSIBLE_REPLAY``). A finalized record refuses: ABORTED raises
 `TransactionAbortedError("ABORTED_RECORD_FOUND")` (a pusher aborted the txn;
 the coordinator must restart), COMMITTED raises `TransactionStatusError`.
 The response carries the record as a `Transaction`.
@@ -36,6 +39,8 @@ def evaluate(
     assert txn is not None  # is_txn
     tr.check_anchor(req.header.key, txn.meta, "HeartbeatTxn")
     rec = tr.read_record(cargs.rw, txn.meta)
+    if rec is None and not tr.can_create_record(cargs.rw, cargs.desc.range_id, txn.meta):
+        raise TransactionAbortedError(tr.ABORT_REASON_RECORD_GCED, txn=tr.synthesize_aborted(txn.meta))
     if rec is None:
         rec = tr.txn_to_record(txn)
         rec.status = tr.PENDING

@@ -19,6 +19,9 @@ docs/design/transactions.md):
    heartbeat or EndTxn. (CockroachDB avoids creating records for others and
    uses timestamp-cache markers instead; we keep the record, which is
    simpler and equally final.)
+   No record, and E started at or below the range's txn span GC threshold:
+   E's record may have been finalized and garbage-collected, so E is
+   finished — the push returns E ABORTED and writes nothing.
 2. A final record (COMMITTED / ABORTED) is returned as is: the push
    succeeded in the sense that E is no longer in the way.
 3. PUSH_TIMESTAMP when E's write timestamp is already >= ``push_to``
@@ -81,6 +84,13 @@ def evaluate(
 ) -> Result:
     tr.check_anchor(req.header.key, req.pushee_txn, "PushTxn")
     rec = tr.read_record(cargs.rw, req.pushee_txn)
+    if rec is None and not tr.can_create_record(cargs.rw, cargs.desc.range_id, req.pushee_txn):
+        # Its record may have been garbage-collected: E is finished.
+        pushee = tr.synthesize_aborted(req.pushee_txn)
+        resp.pushee_txn.CopyFrom(pushee)
+        out = data_pb2.Transaction()
+        out.CopyFrom(pushee)
+        return Result(updated_txn=out)
     pushee = tr.synthesize_pending(req.pushee_txn) if rec is None else tr.record_to_txn(rec)
     if tr.is_final(pushee.status):
         resp.pushee_txn.CopyFrom(pushee)

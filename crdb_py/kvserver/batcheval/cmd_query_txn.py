@@ -3,7 +3,8 @@
 Addressed to the queried txn's anchor key. Returns the record as
 ``queried_txn`` with ``txn_record_exists``; without a record, the queried
 `TxnMeta` as a PENDING txn (``txn_record_exists`` false) — the txn may not
-have written its record yet. ``waiting_txns`` (the txns waiting on it in the
+have written its record yet — or ABORTED when no record may be created any
+more (the txn started at or below the txn span GC threshold). ``waiting_txns`` (the txns waiting on it in the
 txn wait queue, for deadlock detection) comes from the replica: pass a
 ``waiting_txns(txn_id) -> list[bytes]`` callable in
 ``CommandArgs.extras["waiting_txns"]`` (or fill the response after
@@ -34,7 +35,10 @@ def evaluate(
     tr.check_anchor(req.header.key, req.txn, "QueryTxn")
     rec = tr.read_record(cargs.rw, req.txn)
     if rec is None:
-        resp.queried_txn.CopyFrom(tr.synthesize_pending(req.txn))
+        if tr.can_create_record(cargs.rw, cargs.desc.range_id, req.txn):
+            resp.queried_txn.CopyFrom(tr.synthesize_pending(req.txn))
+        else:  # its record may have been garbage-collected: finished
+            resp.queried_txn.CopyFrom(tr.synthesize_aborted(req.txn))
         resp.txn_record_exists = False
     else:
         resp.queried_txn.CopyFrom(tr.record_to_txn(rec))

@@ -33,7 +33,9 @@ Checks, and why (CockroachDB's `cmd_recover_txn.go`):
   got as far as writing one; it is treated as aborted — an ABORTED record
   is written so that no later request can create it, and returned. (With
   ``implicitly_committed`` that contradicts the caller's findings:
-  `InternalError`.)
+  `InternalError`.) When no record may be created any more (the txn started
+  at or below the txn span GC threshold), ABORTED is returned and nothing
+  is written.
 
 The request key is the txn's anchor key; the record key is latched
 READ_WRITE.
@@ -76,6 +78,10 @@ def evaluate(
             raise InternalError(
                 f"txn {req.txn.id.hex()[:8]} found implicitly committed but has no record"
             )
+        if not tr.can_create_record(cargs.rw, cargs.desc.range_id, req.txn):
+            # Garbage-collected (or never written, and now never will be).
+            resp.recovered_txn.CopyFrom(tr.synthesize_aborted(req.txn))
+            return Result()
         txn = tr.synthesize_pending(req.txn)
         out = _finish(cargs, txn, tr.ABORTED)
         resp.recovered_txn.CopyFrom(txn)

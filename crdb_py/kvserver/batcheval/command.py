@@ -73,6 +73,10 @@ class Result:
     # (key, end_key or b"", ts): spans to record in the timestamp cache at ts
     # with no txn id (QueryIntent's prevention), applied before latches drop
     tscache_bumps: list[tuple[bytes, bytes, Timestamp]] = field(default_factory=list)
+    # replicated GC threshold moves (GCRequest): every replica updates its
+    # in-memory copy when the command applies
+    gc_threshold: Timestamp | None = None
+    txn_span_gc_threshold: Timestamp | None = None
     num_keys: int = 0
     num_bytes: int = 0
 
@@ -87,6 +91,10 @@ class Result:
             self.lease = o.lease
         if o.updated_txn is not None:
             self.updated_txn = o.updated_txn
+        if o.gc_threshold is not None:
+            self.gc_threshold = o.gc_threshold
+        if o.txn_span_gc_threshold is not None:
+            self.txn_span_gc_threshold = o.txn_span_gc_threshold
         self.num_keys += o.num_keys
         self.num_bytes += o.num_bytes
 

@@ -21,6 +21,7 @@ Design: docs/design/transactions.md.
 
 from __future__ import annotations
 
+from crdb_py.kvserver import gcthreshold
 from crdb_py.kvserver.spanset import SpanAccess, SpanSet
 from crdb_py.pb import data_pb2
 from crdb_py.storage import mvcc_get, mvcc_put
@@ -77,6 +78,25 @@ def read_record(reader: Reader, meta: data_pb2.TxnMeta) -> data_pb2.TransactionR
     if res.value is None:
         return None
     return data_pb2.TransactionRecord.FromString(res.value)
+
+
+ABORT_REASON_RECORD_GCED = "ABORT_REASON_ALREADY_COMMITTED_OR_ROLLED_BACK_POSSIBLE_REPLAY"
+
+
+def can_create_record(rw: Reader, range_id: int, meta: data_pb2.TxnMeta) -> bool:
+    """Whether a missing record of `meta`'s txn may be written: not when the
+    txn started at or below the range's txn span GC threshold — its record
+    may have been finalized and garbage-collected, so a missing record then
+    means "finished" (`crdb_py.kvserver.gcthreshold`)."""
+    return gcthreshold.can_create_txn_record(meta, gcthreshold.txn_span_gc_threshold(rw, range_id))
+
+
+def synthesize_aborted(meta: data_pb2.TxnMeta) -> data_pb2.Transaction:
+    """A txn whose record is missing and may not be created: finished, and as
+    far as anyone can now tell, aborted."""
+    txn = synthesize_pending(meta)
+    txn.status = ABORTED
+    return txn
 
 
 def write_record(
