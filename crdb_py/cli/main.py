@@ -53,6 +53,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                    default="loopback-trust",
                    help="PostgreSQL client authentication: trust loopback clients (default), "
                         "trust everyone, or always ask for a SCRAM-SHA-256 password")
+    s.add_argument("--sql-cert", default="",
+                   help="PEM certificate (chain) for TLS on the SQL port; with --sql-key")
+    s.add_argument("--sql-key", default="", help="PEM private key of --sql-cert")
+    s.add_argument("--sql-require-tls", action="store_true",
+                   help="refuse SQL clients that do not use TLS (needs --sql-cert)")
     s.add_argument(
         "--join-timeout", type=float, default=30.0,
         help="give up if no --join address answers for this many seconds",
@@ -181,6 +186,9 @@ def node_config_from_args(args: argparse.Namespace) -> Any:
         liveness_timeout=args.liveness_timeout,
         sql_addr=args.sql_addr,
         sql_auth=args.sql_auth,
+        sql_cert=args.sql_cert,
+        sql_key=args.sql_key,
+        sql_require_tls=args.sql_require_tls,
     )
 
 
@@ -207,10 +215,31 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
+def _sql_tls_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with the SQL TLS flags (checked before anything starts)."""
+    if bool(args.sql_cert) != bool(args.sql_key):
+        return "--sql-cert and --sql-key go together"
+    if args.sql_require_tls and not args.sql_cert:
+        return "--sql-require-tls needs --sql-cert and --sql-key"
+    if args.sql_cert and not args.sql_addr:
+        return "--sql-cert needs --sql-addr (the SQL port to protect)"
+    if args.sql_cert:
+        from crdb_py.pgwire.server import make_tls_context
+
+        try:
+            make_tls_context(args.sql_cert, args.sql_key)
+        except (OSError, ValueError) as e:  # ssl.SSLError is an OSError
+            return f"cannot use --sql-cert {args.sql_cert} / --sql-key {args.sql_key}: {e}"
+    return None
+
+
 async def _start(args: argparse.Namespace) -> int:
     from crdb_py.server.node import Node
 
     _die_with_parent()
+    problem = _sql_tls_problem(args)
+    if problem:
+        return _error(problem)
 
     logging.basicConfig(
         level=getattr(logging, args.log_level.upper(), logging.WARNING),

@@ -2,8 +2,11 @@
 
 A connection goes through three phases:
 
-1. **Start-up.** SSLRequest / GSSENCRequest are refused with 'N' (the client
-   then continues in clear text); a CancelRequest names another
+1. **Start-up.** An SSLRequest is answered 'S' and the connection upgraded
+   to TLS when the server has a certificate (`tls=`, `make_tls_context`),
+   else refused with 'N' (the client then continues in clear text, or gives
+   up if it demands TLS); with `require_tls` a clear-text StartupMessage is
+   refused (28000). GSSENCRequest gets 'N'. A CancelRequest names another
    connection's (pid, secret) and cancels its running statement; a v3
    StartupMessage carries user / database / options.
 2. **Authentication.** `trust` accepts anyone; `scram` runs SCRAM-SHA-256
@@ -37,6 +40,7 @@ import ipaddress
 import itertools
 import logging
 import secrets
+import ssl
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -52,6 +56,15 @@ log = logging.getLogger(__name__)
 
 AuthMode = Literal["trust", "scram", "loopback-trust"]
 MAX_MESSAGE = 64 << 20
+TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds a client may take to finish the TLS handshake
+
+
+def make_tls_context(cert_file: str, key_file: str) -> ssl.SSLContext:
+    """A server-side TLS context (TLS 1.2+) from a PEM certificate chain and key."""
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(cert_file, key_file)
+    return ctx
 
 
 class QueryCanceled(Exception):
@@ -83,19 +96,26 @@ class _Conn:
     session: SQLSession | None = None
     running: asyncio.Task[Any] | None = None
     cancel_requested: bool = False
+    tls: bool = False
     out: list[bytes] = field(default_factory=list)
     stmts: dict[str, _Prepared] = field(default_factory=dict)
     portals: dict[str, _Portal] = field(default_factory=dict)
 
 
 class PGServer:
-    """`PGServer(backend, host, port, auth=...)`; `await start()`, `.address`, `await close()`."""
+    """`PGServer(backend, host, port, auth=..., tls=..., require_tls=...)`;
+    `await start()`, `.address`, `await close()`."""
 
     def __init__(self, backend: SQLBackend, host: str = "127.0.0.1", port: int = 0, *,
-                 auth: AuthMode = "loopback-trust", max_message: int = MAX_MESSAGE) -> None:
+                 auth: AuthMode = "loopback-trust", max_message: int = MAX_MESSAGE,
+                 tls: ssl.SSLContext | None = None, require_tls: bool = False) -> None:
+        if require_tls and tls is None:
+            raise ValueError("require_tls needs a TLS context (a certificate and key)")
         self.backend = backend
         self.host, self.port = host, port
         self.auth: AuthMode = auth
+        self.tls = tls
+        self.require_tls = require_tls
         self.max_message = max_message
         self._server: asyncio.base_events.Server | None = None
         self._conns: dict[int, _Conn] = {}
@@ -156,8 +176,8 @@ class PGServer:
             if c.session is not None:
                 with contextlib.suppress(Exception):
                     await c.session.close()
-            writer.close()
-            with contextlib.suppress(Exception):
+            with contextlib.suppress(Exception):  # (no transport after a failed TLS handshake)
+                writer.close()
                 await writer.wait_closed()
             self._tasks.discard(task)
 
@@ -180,6 +200,20 @@ class PGServer:
                 raise ProtocolViolation(f"invalid length of startup packet: {n}")
             body = await c.reader.readexactly(n - 4)
             code = struct.unpack("!i", body[:4])[0]
+            if code == M.SSL_REQUEST and self.tls is not None and not c.tls:
+                c.writer.write(b"S")
+                await c.writer.drain()
+                raw = c.writer.transport
+                try:
+                    await c.writer.start_tls(self.tls, ssl_handshake_timeout=TLS_HANDSHAKE_TIMEOUT)
+                except Exception as e:  # a bad handshake ends this connection only
+                    log.info("pgwire connection %d: TLS handshake failed: %s", c.pid, e)
+                    raw.abort()
+                    if c.writer.transport is None:  # CPython 3.11 leaves the writer without
+                        c.writer._transport = raw  # one; give it back so close() works
+                    return False
+                c.tls = True
+                continue
             if code in (M.SSL_REQUEST, M.GSSENC_REQUEST):
                 c.writer.write(b"N")
                 await c.writer.drain()
@@ -195,6 +229,9 @@ class PGServer:
                     "server supports 3.0")
             params = M.parse_startup_params(body[4:])
             break
+        if self.require_tls and not c.tls:
+            await self._fatal(c, "28000", "this server requires TLS (sslmode=require)")
+            return False
         user = params.get("user", "")
         if not user:
             await self._fatal(c, "28000", "no PostgreSQL user name specified in startup packet")

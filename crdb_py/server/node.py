@@ -107,6 +107,9 @@ class NodeConfig:
     store_knobs: dict[str, Any] = field(default_factory=dict)  # extra StoreConfig fields
     sql_addr: str = ""  # HOST:PORT of the PostgreSQL wire server (port 0 = any); "" = none
     sql_auth: str = "loopback-trust"  # pgwire: "trust" | "scram" | "loopback-trust"
+    sql_cert: str = ""  # PEM certificate chain for TLS on the SQL port ("" = no TLS)
+    sql_key: str = ""  # its private key
+    sql_require_tls: bool = False  # refuse clear-text SQL clients
 
 
 # Factories: the seams tests replace (a fake store, an in-process transport).
@@ -293,12 +296,15 @@ class Node:
     async def _start_sql_server(self) -> None:
         """The PostgreSQL wire server; sessions are refused (57P03) until the
         node has joined a cluster and its KV client exists."""
-        from crdb_py.pgwire.server import PGServer
+        from crdb_py.pgwire.server import PGServer, make_tls_context
         from crdb_py.pgwire.sql_adapter import SQLAdapterBackend
 
-        host, _, port = self.config.sql_addr.rpartition(":")
+        cfg = self.config
+        tls = make_tls_context(cfg.sql_cert, cfg.sql_key) if cfg.sql_cert else None
+        host, _, port = cfg.sql_addr.rpartition(":")
         self.sql_server = PGServer(SQLAdapterBackend(lambda: self.db), host or "127.0.0.1",
-                                   int(port), auth=self.config.sql_auth)  # type: ignore[arg-type]
+                                   int(port), auth=cfg.sql_auth,  # type: ignore[arg-type]
+                                   tls=tls, require_tls=cfg.sql_require_tls)
         await self.sql_server.start()
 
     @property

@@ -48,9 +48,9 @@ def start_server() -> Iterator[Callable[..., Running]]:
     lt = LoopThread()
     servers: list[PGServer] = []
 
-    def start(backend: Any = None, auth: AuthMode = "loopback-trust") -> Running:
+    def start(backend: Any = None, auth: AuthMode = "loopback-trust", **kw: Any) -> Running:
         backend = backend if backend is not None else FakeBackend()
-        srv = PGServer(backend, "127.0.0.1", 0, auth=auth)
+        srv = PGServer(backend, "127.0.0.1", 0, auth=auth, **kw)
         lt.run(srv.start())
         servers.append(srv)
         return Running(lt, srv, backend)
