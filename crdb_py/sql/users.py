@@ -100,6 +100,7 @@ async def run(buf: WriteBuffer, arg: tuple[Any, ...]) -> Result:
     if op == "show":
         rows = [(k[len(PREFIX):].decode(errors="replace"), "")
                 for k, _ in await buf.scan(PREFIX, PREFIX + b"\xff")]
+        rows = [r for r in rows if r[0] != ROOT]
         rows = sorted([(ROOT, ""), *rows])
         return Result([("username", T_STRING), ("options", T_STRING)], rows, len(rows))
     if op == "create":
@@ -112,7 +113,9 @@ async def run(buf: WriteBuffer, arg: tuple[Any, ...]) -> Result:
         return Result(tag="CREATE ROLE")
     if op == "alter":
         _, name, if_exists, pw = arg
-        _no_root(name, "alter the password of")
+        if name == ROOT:  # root always exists; its password may be set (for --sql-auth scram)
+            buf.put(user_key(name), _verifier(pw))
+            return Result(tag="ALTER ROLE")
         if await buf.get(user_key(name)) is None:
             if if_exists:
                 return Result(tag="ALTER ROLE")

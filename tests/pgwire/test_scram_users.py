@@ -91,6 +91,17 @@ def _raw_scram_login(r: Running, user: str, password: str) -> tuple[str, bytes]:
         w.sock.close()
 
 
+def test_root_logs_in_over_scram_once_its_password_is_set(
+        pair: tuple[Running, Running]) -> None:
+    admin, scram = pair
+    _auth_fails(scram, "root", "r00t")  # no password yet: root cannot log in over SCRAM
+    with psycopg.connect(admin.dsn(), autocommit=True, connect_timeout=10) as conn:
+        conn.execute("ALTER USER root WITH PASSWORD 'r00t'")
+    with psycopg.connect(scram.dsn(user="root", password="r00t"), connect_timeout=10) as conn:
+        assert conn.info.parameter_status("is_superuser") == "on"
+    _auth_fails(scram, "root", "wrong")
+
+
 def test_wrong_password_is_sqlstate_28P01(pair: tuple[Running, Running]) -> None:
     admin, scram = pair
     with psycopg.connect(admin.dsn(), autocommit=True, connect_timeout=10) as conn:
