@@ -4,8 +4,9 @@ A user is one key in the system key space, ``\\x03sql/users/<name>``, whose
 value is the SCRAM-SHA-256 verifier of its password in PostgreSQL's stored
 format (crdb_py/util/scram.py), or `NO_PASSWORD` for a user without one (who
 can then only log in where the server trusts the connection). The password
-itself is never stored. `root` always exists and cannot be created, dropped
-or given a password here (it is the trusted admin of loopback connections).
+itself is never stored. `root` always exists and cannot be created or
+dropped; `ALTER USER root WITH PASSWORD` gives it a password so it can log
+in where the server asks for one (`--sql-auth scram`).
 
 Grammar (CockroachDB's; ROLE is accepted as a synonym of USER)::
 
