@@ -6,7 +6,7 @@ VPY       := $(VENV)/bin/python
 STAMP     := $(VENV)/.installed
 PROTO_SRC := $(wildcard protos/crdb_py/pb/*.proto)
 
-.PHONY: test test-slow lint protos protos-check bench demo clean jepsen
+.PHONY: test test-slow lint protos protos-check bench demo clean jepsen jepsen-sql
 
 $(STAMP): pyproject.toml
 	test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -31,6 +31,10 @@ protos: $(STAMP)
 JEPSEN_ARGS ?= --ops 300 --time-limit 40
 jepsen: $(STAMP)
 	$(VPY) -m crdb_py.jepsen --matrix $(JEPSEN_ARGS)
+
+# The same through SQL: bank and list-append over PEP 249 connections.
+jepsen-sql: $(STAMP)
+	$(VPY) -m crdb_py.jepsen --matrix --client sql $(JEPSEN_ARGS)
 
 bench: $(STAMP)
 	$(VPY) bench/mvcc.py
