@@ -19,6 +19,7 @@ from sqlglot import exp
 
 from crdb_py.sql import errors as E
 from crdb_py.sql import types as T
+from crdb_py.sql.exec_window import compute_windows, window_nodes
 from crdb_py.sql.expr import (
     AGGS,
     Compiler,
@@ -202,7 +203,8 @@ async def _limit(x: ExecCtx, q: exp.Expression, rows: list[Any]) -> list[Any]:
     if off is not None:
         n = comp(off.expression)(())
         rows = rows[int(n):]
-    if lim is not None:
+    if lim is not None and not (isinstance(lim.expression, exp.Var) and
+                                lim.expression.name.upper() == "ALL"):
         n = comp(lim.expression)(())
         if n is not None:
             if int(n) < 0:
@@ -420,11 +422,22 @@ async def _select(x: ExecCtx, sel: exp.Select) -> Relation:
             items = [g for g in items if truthy(hf(g))]
     else:
         items = rel.rows
+    wnodes = memoized(x.ctx, ("windows", sig), sel, lambda: window_nodes(
+        [*projs, *(order.expressions if order is not None else [])]))
+    if wnodes:
+        await compute_windows(x, wnodes, rel.scope, items, aggregating)
     pfns = [comp(p.this if isinstance(p, exp.Alias) else p) for p in projs]
     names = [output_name(p) for p in projs]
     out: list[tuple[Any, ...]] = []
-    async for chunk in x.canceller.chunks(items):
-        out += [tuple(f(it) for f in pfns) for it in chunk]
+    if wnodes:  # window values are read by the position of the item
+        for i, it in enumerate(items):
+            x.ctx.window_row = i
+            out.append(tuple(f(it) for f in pfns))
+            if i % YIELD_EVERY == 0:
+                await x.canceller.tick(YIELD_EVERY)
+    else:
+        async for chunk in x.canceller.chunks(items):
+            out += [tuple(f(it) for f in pfns) for it in chunk]
     if order is not None:
         keys = []
         for o in order.expressions:
@@ -443,6 +456,7 @@ async def _select(x: ExecCtx, sel: exp.Select) -> Relation:
         for i, (it, o_row) in enumerate(zip(items, out)):
             if i % YIELD_EVERY == 0:
                 await x.canceller.tick(YIELD_EVERY)
+            x.ctx.window_row = i
             keyed.append((tuple(o_row[k] if kind == "out" else k(it) for kind, k in keys), o_row))
         out = _sorted(keyed, [bool(o.args.get("desc")) for o in order.expressions])
         x.canceller.check()  # the sort itself runs in one call

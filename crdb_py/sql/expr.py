@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import math
+import random
 import re
 import uuid
 from collections.abc import Callable
@@ -30,11 +31,13 @@ from typing import Any
 
 from sqlglot import exp
 
+from crdb_py.sql import builtins as B
 from crdb_py.sql import errors as E
 from crdb_py.sql import types as T
+from crdb_py.sql.aggregates import AGGS, AggregateMixin
 
 Fn = Callable[[Any], Any]
-AGGS = (exp.Count, exp.Sum, exp.Avg, exp.Min, exp.Max)
+__all__ = ["AGGS"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +95,9 @@ class Ctx:
     catalog_keys: list[bytes] = field(default_factory=list)  # read by the last execution
     point_scans: list[Any] = field(default_factory=list)  # its point lookups (planner)
     executions: int = 0
+    database: str = ""  # current_database(); set per execution by runtime.ExecCtx
+    windows: dict[int, list[Any]] = field(default_factory=dict)  # window node -> value per row
+    window_row: int = 0  # the output row being projected (exec_window.py)
 
     def reset(self, params: list[Any], now: dt.datetime,
               unique_rowid: Callable[[], int]) -> None:
@@ -107,6 +113,7 @@ class Ctx:
         self.subqueries = {}
         self.outer = []
         self.next_placeholder = 0
+        self.windows = {}
         self.executions += 1
 
 
@@ -152,7 +159,9 @@ def _sub_value(v: Any, r: Any) -> Any:
 
 
 def has_agg(e: exp.Expression) -> bool:
-    return any(isinstance(n, AGGS) for n in e.walk() if not _inside_subquery(n, e))
+    """An aggregate under `e` (not in a subquery, and not a window function's)."""
+    return any(isinstance(n, AGGS) and not isinstance(n.parent, exp.Window)
+               for n in e.walk() if not _inside_subquery(n, e))
 
 
 def _inside_subquery(n: exp.Expression, root: exp.Expression) -> bool:
@@ -240,13 +249,15 @@ _CMP: dict[type, Callable[[int], bool]] = {
 }
 
 
-def _num(a: Any, b: Any, op: str) -> Any:
+def num(a: Any, b: Any, op: str) -> Any:
+    """Arithmetic on two non-NULL values (numbers, or dates/times/intervals)."""
     if isinstance(a, str) or isinstance(b, str):
         a, b = coerce_pair(a, b)
     if isinstance(a, bool) or isinstance(b, bool) or not isinstance(a, int | float | Decimal) \
             or not isinstance(b, int | float | Decimal):
-        if op == "+" and isinstance(a, dt.date) and isinstance(b, int):
-            return a + dt.timedelta(days=b)
+        r = B.temporal(a, b, op)
+        if r is not NotImplemented:
+            return r
         raise E.SQLError(
             f"unsupported binary operator: {T.type_of(a)} {op} {T.type_of(b)}", "42883"
         )
@@ -313,24 +324,17 @@ def _length(s: Any) -> int:
     return len(s)
 
 
-# name -> (function, null-in null-out)
+# functions of expr.py's own (the rest are builtins.BY_NAME)
 SCALAR: dict[str, Callable[..., Any]] = {
-    "lower": str.lower, "upper": str.upper, "length": _length, "char_length": _length,
-    "abs": abs, "round": _round, "substring": _substring, "substr": _substring,
+    "round": _round, "substring": _substring, "substr": _substring,
     "floor": lambda v: v.__floor__() if isinstance(v, Decimal) else float(math.floor(v)),
     "ceil": lambda v: v.__ceil__() if isinstance(v, Decimal) else float(math.ceil(v)),
-    "trim": str.strip, "ltrim": str.lstrip, "rtrim": str.rstrip,
-    "replace": lambda s, a, b: s.replace(a, b), "sqrt": math.sqrt,
-    "mod": lambda a, b: _num(a, b, "%"), "reverse": lambda s: s[::-1],
-    "strpos": lambda s, sub: s.find(sub) + 1, "md5": None, "to_hex": lambda v: format(v, "x"),
+    "ceiling": lambda v: v.__ceil__() if isinstance(v, Decimal) else float(math.ceil(v)),
 }
-_CLASS_FN = {
-    exp.Lower: "lower", exp.Upper: "upper", exp.Length: "length", exp.Abs: "abs",
-    exp.Round: "round", exp.Floor: "floor", exp.Ceil: "ceil", exp.Sqrt: "sqrt",
-}
+_CLASS_FN = {exp.Round: "round", exp.Floor: "floor", exp.Ceil: "ceil"}
 
 
-class Compiler:
+class Compiler(AggregateMixin):
     """Compiles expressions against one scope (see module docstring)."""
 
     def __init__(self, scope: Scope, ctx: Ctx, *, agg: bool = False) -> None:
@@ -356,6 +360,9 @@ class Compiler:
             return self._cmp(e, _CMP[type(e)])
         if type(e) in _CLASS_FN:
             return self._call(SCALAR[_CLASS_FN[type(e)]], [a for a in (e.this, e.args.get("decimals"), e.expression) if a is not None])
+        if type(e) in B.BY_CLASS:
+            b, names = B.BY_CLASS[type(e)]
+            return self._builtin(b, [e.args[n] for n in names if e.args.get(n) is not None])
         raise E.unsupported(f"expression {e.sql('postgres')!r} ({type(e).__name__})")
 
     # -- leaves ----------------------------------------------------------------------
@@ -428,6 +435,10 @@ class Compiler:
         a, b = self.compile(e.this), self.compile(e.expression)
         return lambda r: sort_key_cmp(a(r), b(r)) == 0
 
+    def _nullsafeneq(self, e: exp.Expression) -> Fn:
+        a, b = self.compile(e.this), self.compile(e.expression)
+        return lambda r: sort_key_cmp(a(r), b(r)) != 0
+
     def _and(self, e: exp.And) -> Fn:
         a, b = self.compile(e.this), self.compile(e.expression)
         return lambda r: and_(a(r), b(r))
@@ -446,14 +457,15 @@ class Compiler:
 
     def _neg(self, e: exp.Neg) -> Fn:
         a = self.compile(e.this)
-        return lambda r: None if (v := a(r)) is None else _num(0, v, "-")
+        return lambda r: None if (v := a(r)) is None else (
+            -v if isinstance(v, T.Interval) else num(0, v, "-"))
 
     def _arith(self, e: exp.Binary, op: str) -> Fn:
         a, b = self.compile(e.this), self.compile(e.expression)
 
         def f(r: Any) -> Any:
             x, y = a(r), b(r)
-            return None if x is None or y is None else _num(x, y, op)
+            return None if x is None or y is None else num(x, y, op)
         return f
 
     def _add(self, e: exp.Add) -> Fn:
@@ -584,7 +596,7 @@ class Compiler:
 
     def _cast(self, e: exp.Cast) -> Fn:
         a = self.compile(e.this)
-        t = T.from_datatype(e.to)
+        t = T.T_INTERVAL if e.to.this == exp.DType.INTERVAL else T.from_datatype(e.to)
         return lambda r: T.cast(a(r), t)
 
     def _trycast(self, e: exp.Cast) -> Fn:
@@ -665,6 +677,66 @@ class Compiler:
     def _uuid(self, e: exp.Expression) -> Fn:
         return lambda r: uuid.uuid4()
 
+    def _builtin(self, b: B.Builtin, args: list[exp.Expression]) -> Fn:
+        b.check(len(args))
+        fns = [self.compile(a) for a in args]
+
+        def f(r: Any) -> Any:
+            return b.call([g(r) for g in fns])
+        return f
+
+    def _concatws(self, e: exp.ConcatWs) -> Fn:
+        return self._builtin(B.BY_NAME["concat_ws"], list(e.expressions))
+
+    def _pad(self, e: exp.Pad) -> Fn:
+        name = "lpad" if e.args.get("is_left") else "rpad"
+        args = [e.this, e.expression] + ([e.args["fill_pattern"]] if e.args.get("fill_pattern") else [])
+        return self._builtin(B.BY_NAME[name], args)
+
+    def _extract(self, e: exp.Extract) -> Fn:
+        unit = exp.Literal.string(B.unit_name(e.this))
+        return self._builtin(B.BY_NAME["extract"], [unit, e.expression])
+
+    def _timestamptrunc(self, e: exp.TimestampTrunc) -> Fn:
+        unit = exp.Literal.string(B.unit_name(e.args.get("unit")))
+        return self._builtin(B.BY_NAME["date_trunc"], [unit, e.this])
+
+    def _datetrunc(self, e: exp.Expression) -> Fn:
+        return self._timestamptrunc(e)  # type: ignore[arg-type]
+
+    def _interval(self, e: exp.Interval) -> Fn:
+        unit = e.args.get("unit")
+        v = T.parse_interval(str(e.this.name if e.this is not None else ""),
+                             unit.name if unit is not None else None)
+        return lambda r: v
+
+    def _rand(self, e: exp.Rand) -> Fn:
+        if e.this is not None:
+            raise E.SQLError("unknown signature: random() with 1 argument", "42883")
+        return lambda r: random.random()
+
+    def _currentdatabase(self, e: exp.Expression) -> Fn:
+        ctx = self.ctx
+        return lambda r: ctx.database  # read per execution (plans outlive a USE)
+
+    def _currentuser(self, e: exp.Expression) -> Fn:
+        return lambda r: "root"
+
+    def _currentdate(self, e: exp.Expression) -> Fn:
+        ctx = self.ctx
+        return lambda r: ctx.now.date()
+
+    def _window(self, e: exp.Window) -> Fn:
+        ctx, key = self.ctx, id(e)
+
+        def f(r: Any) -> Any:
+            vals = ctx.windows.get(key)
+            if vals is None:
+                raise E.SQLError(f"window functions are not allowed here: {e.sql('postgres')}",
+                                 "42P20")
+            return vals[ctx.window_row]
+        return f
+
     def _anonymous(self, e: exp.Anonymous) -> Fn:
         name = str(e.this).lower()
         if name == "unique_rowid":
@@ -673,56 +745,19 @@ class Compiler:
             return lambda r: self.ctx.now
         if name == "gen_random_uuid":
             return lambda r: uuid.uuid4()
+        if name == "current_database":
+            return self._currentdatabase(e)
+        if name in ("current_user", "session_user"):
+            return self._currentuser(e)
+        if name in ("every",):
+            raise E.unsupported("every(): use bool_and()")
         fn = SCALAR.get(name)
         if fn is None:
-            raise E.undefined_function(name)
+            b = B.BY_NAME.get(name)
+            if b is None:
+                raise E.undefined_function(name)
+            return self._builtin(b, list(e.expressions))
         return self._call(fn, list(e.expressions))
-
-    # -- aggregates -------------------------------------------------------------------
-    def _agg(self, e: exp.Expression, fold: Callable[[list[Any]], Any]) -> Fn:
-        if not self.agg:
-            raise E.SQLError(f"aggregate functions are not allowed here: {e.sql('postgres')}", "42803")
-        arg = e.this
-        distinct = isinstance(arg, exp.Distinct)
-        if distinct:
-            arg = arg.expressions[0]
-        inner = Compiler(self.scope, self.ctx)  # nested in this compile: no memo lookup
-        star = isinstance(arg, exp.Star)
-        g = (lambda r: 1) if star else inner.compile(arg)
-
-        def f(grp: Any) -> Any:
-            vals = [v for r in grp[1] if (v := g(r)) is not None]
-            if distinct:
-                seen: dict[Any, None] = {}
-                for v in vals:
-                    seen.setdefault(v, None)
-                vals = list(seen)
-            return fold(vals)
-        return f
-
-    def _count(self, e: exp.Count) -> Fn:
-        return self._agg(e, len)
-
-    def _sum(self, e: exp.Sum) -> Fn:
-        return self._agg(e, lambda vs: None if not vs else functools.reduce(
-            lambda a, b: _num(a, b, "+") if not (isinstance(a, int) and isinstance(b, int)) else a + b, vs))
-
-    def _avg(self, e: exp.Avg) -> Fn:
-        def avg(vs: list[Any]) -> Any:
-            if not vs:
-                return None
-            if any(isinstance(v, float) for v in vs):
-                return sum(float(v) for v in vs) / len(vs)
-            return sum(Decimal(v) for v in vs) / Decimal(len(vs))
-        return self._agg(e, avg)
-
-    def _min(self, e: exp.Min) -> Fn:
-        return self._agg(e, lambda vs: functools.reduce(
-            lambda a, b: a if compare(a, b) <= 0 else b, vs) if vs else None)
-
-    def _max(self, e: exp.Max) -> Fn:
-        return self._agg(e, lambda vs: functools.reduce(
-            lambda a, b: a if compare(a, b) >= 0 else b, vs) if vs else None)
 
 
 def _untyped(e: exp.Expression) -> bool:

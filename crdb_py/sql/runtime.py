@@ -103,6 +103,9 @@ class ExecCtx:
     on_schema_change: Callable[[], None] = lambda: None
     canceller: Canceller = field(default_factory=Canceller)
 
+    def __post_init__(self) -> None:
+        self.ctx.database = self.db_name  # current_database() reads it at run time
+
     async def resolve_table(self, t: exp.Table) -> TableDesc:
         db_id = await self.db_for(t)
         return await self.catalog.must_table(db_id, t.name)

@@ -8,6 +8,10 @@ plain Python objects, one class per family:
     BOOL                  bool          BYTES   bytes
     DATE                  datetime.date TIMESTAMP naive datetime (UTC)
     TIMESTAMPTZ           aware datetime (UTC)   UUID uuid.UUID
+    INTERVAL              Interval (months, days, microseconds), as PostgreSQL
+
+INTERVAL is a value type of expressions only (literals, casts, date/time
+arithmetic, `ts - ts`); it cannot be a column type yet (42704).
 
 NULL is Python `None` in every type. `assign` converts a value into a
 column's type on INSERT/UPDATE (strict: a string is accepted for a
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
@@ -31,6 +36,7 @@ from crdb_py.sql import errors as E
 
 INT, FLOAT, DECIMAL, STRING, BOOL, BYTES = "INT", "FLOAT", "DECIMAL", "STRING", "BOOL", "BYTES"
 DATE, TIMESTAMP, TIMESTAMPTZ, UUID, UNKNOWN = "DATE", "TIMESTAMP", "TIMESTAMPTZ", "UUID", "UNKNOWN"
+INTERVAL = "INTERVAL"
 
 UTC = dt.UTC
 _INT_BITS = {2: 16, 4: 32, 8: 64}
@@ -60,6 +66,7 @@ T_TIMESTAMP = SQLType(TIMESTAMP)
 T_TIMESTAMPTZ = SQLType(TIMESTAMPTZ)
 T_UUID = SQLType(UUID)
 T_UNKNOWN = SQLType(UNKNOWN)
+T_INTERVAL = SQLType(INTERVAL)
 
 _DTYPE: dict[str, SQLType] = {
     "INT": T_INT, "BIGINT": T_INT, "SMALLINT": SQLType(INT, 2), "TINYINT": SQLType(INT, 2),
@@ -112,6 +119,8 @@ def type_of(v: Any) -> SQLType:
         return T_DATE
     if isinstance(v, uuid.UUID):
         return T_UUID
+    if isinstance(v, Interval):
+        return T_INTERVAL
     raise E.datatype_mismatch(f"unsupported value of Python type {type(v).__name__}")
 
 
@@ -153,6 +162,8 @@ def _parse(v: str, t: SQLType) -> Any:
             return _ts(ts, f)
         if f == UUID:
             return uuid.UUID(s)
+        if f == INTERVAL:
+            return parse_interval(s)
         if f == STRING:
             return v
     except (ValueError, InvalidOperation):
@@ -201,6 +212,8 @@ def assign(v: Any, t: SQLType, col: str = "?") -> Any:
         return v
     if f == UUID and isinstance(v, bytes) and len(v) == 16:
         return uuid.UUID(bytes=v)
+    if f == INTERVAL and isinstance(v, Interval):
+        return v
     raise E.datatype_mismatch(
         f'value type {type_of(v)} doesn\'t match type {t} of column "{col}"'
     )
@@ -250,3 +263,142 @@ def literal_value(e: exp.Literal) -> Any:
             return Decimal(s)
         except InvalidOperation as ex:
             raise E.invalid_text(f"invalid number: {s}") from ex
+
+
+_USEC = {"microsecond": 1, "us": 1, "usec": 1, "millisecond": 1000, "ms": 1000, "msec": 1000,
+         "second": 1_000_000, "sec": 1_000_000, "s": 1_000_000,
+         "minute": 60_000_000, "min": 60_000_000, "m": 60_000_000,
+         "hour": 3_600_000_000, "hr": 3_600_000_000, "h": 3_600_000_000}
+_DAYS = {"day": 1, "d": 1, "week": 7, "w": 7}
+_MONTHS = {"month": 1, "mon": 1, "year": 12, "yr": 12, "y": 12, "decade": 120,
+           "century": 1200, "millennium": 12000}
+_DAY_USEC = 86_400_000_000
+
+
+class Interval:
+    """A PostgreSQL interval: months, days and microseconds kept apart (a
+    month is not a fixed number of days, nor a day of hours across DST).
+    Compared and hashed, as in PostgreSQL, on 30-day months and 24-hour days."""
+
+    __slots__ = ("months", "days", "micros")
+
+    def __init__(self, months: int = 0, days: int = 0, micros: int = 0) -> None:
+        object.__setattr__(self, "months", months)
+        object.__setattr__(self, "days", days)
+        object.__setattr__(self, "micros", micros)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError("Interval is immutable")
+
+    def _key(self) -> int:
+        return (self.months * 30 + self.days) * _DAY_USEC + self.micros
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Interval) and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(("interval", self._key()))
+
+    def __lt__(self, other: Interval) -> bool:
+        return self._key() < other._key()
+
+    def __le__(self, other: Interval) -> bool:
+        return self._key() <= other._key()
+
+    def __gt__(self, other: Interval) -> bool:
+        return self._key() > other._key()
+
+    def __ge__(self, other: Interval) -> bool:
+        return self._key() >= other._key()
+
+    def __neg__(self) -> Interval:
+        return Interval(-self.months, -self.days, -self.micros)
+
+    def __add__(self, o: Interval) -> Interval:
+        return Interval(self.months + o.months, self.days + o.days, self.micros + o.micros)
+
+    def __sub__(self, o: Interval) -> Interval:
+        return self + -o
+
+    def scale(self, f: float | Decimal | int) -> Interval:
+        """`self * f`, spilling fractions down (months -> 30 days -> microseconds)."""
+        fd = Decimal(repr(f)) if isinstance(f, float) else Decimal(f)
+        months = Decimal(self.months) * fd
+        whole_m = int(months)
+        days = Decimal(self.days) * fd + (months - whole_m) * 30
+        whole_d = int(days)
+        micros = Decimal(self.micros) * fd + (days - whole_d) * _DAY_USEC
+        return Interval(whole_m, whole_d, int(micros.to_integral_value()))
+
+    def __repr__(self) -> str:
+        return f"Interval({self.months}, {self.days}, {self.micros})"
+
+    def __str__(self) -> str:
+        parts = []
+        y, mo = divmod(abs(self.months), 12)
+        sign = "-" if self.months < 0 else ""
+        if y:
+            parts.append(f"{sign}{y} year{'s' if y != 1 else ''}")
+        if mo:
+            parts.append(f"{sign}{mo} mon{'s' if mo != 1 else ''}")
+        if self.days:
+            parts.append(f"{self.days} day{'s' if abs(self.days) != 1 else ''}")
+        if self.micros or not parts:
+            us = abs(self.micros)
+            h, rest = divmod(us, 3_600_000_000)
+            m, rest = divmod(rest, 60_000_000)
+            s, frac = divmod(rest, 1_000_000)
+            t = f"{h:02d}:{m:02d}:{s:02d}" + (f".{frac:06d}".rstrip("0") if frac else "")
+            parts.append(("-" if self.micros < 0 else "") + t)
+        return " ".join(parts)
+
+
+_IV_TOKEN = re.compile(r"([+-]?\d+(?:\.\d*)?|[+-]?\.\d+)\s*([a-zµ]+)|"
+                       r"([+-])?(\d+):(\d+)(?::(\d+(?:\.\d+)?))?", re.I)
+
+
+def parse_interval(s: str, unit: str | None = None) -> Interval:
+    """'1 year 2 mons 3 days 04:05:06', '90 minutes', '-1 day', '01:30'
+    (and `INTERVAL '2' HOUR`: a bare number with `unit`)."""
+    text = s.strip()
+    if unit:
+        text = f"{text} {unit}"
+    months = days = 0
+    micros = Decimal(0)
+    pos = 0
+    for m in _IV_TOKEN.finditer(text):
+        if text[pos:m.start()].strip(" ,"):
+            break
+        pos = m.end()
+        if m.group(1) is not None:
+            n = Decimal(m.group(1))
+            u = m.group(2).lower()
+            if u.endswith("s") and u not in _USEC:
+                u = u[:-1]
+            if u == "millennia":
+                u = "millennium"
+            if u == "centurie":
+                u = "century"
+            if u in _USEC:
+                micros += n * _USEC[u]
+            elif u in _DAYS:
+                d = n * _DAYS[u]
+                days += int(d)
+                micros += (d - int(d)) * _DAY_USEC
+            elif u in _MONTHS:
+                mo = n * _MONTHS[u]
+                months += int(mo)
+                d = (mo - int(mo)) * 30
+                days += int(d)
+                micros += (d - int(d)) * _DAY_USEC
+            else:
+                raise E.invalid_text(f'invalid input syntax for type interval: "{s}"')
+        else:
+            sec = Decimal(m.group(6) or 0)
+            t = (int(m.group(4)) * 3600 + int(m.group(5)) * 60) * 1_000_000 + sec * 1_000_000
+            micros += -t if m.group(3) == "-" else t
+    if pos == 0 or text[pos:].strip():
+        if text.strip().lstrip("+-").replace(".", "", 1).isdigit():  # a bare number is seconds
+            return Interval(0, 0, int(Decimal(text.strip()) * 1_000_000))
+        raise E.invalid_text(f'invalid input syntax for type interval: "{s}"')
+    return Interval(months, days, int(micros.to_integral_value()))
