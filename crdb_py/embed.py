@@ -10,10 +10,11 @@
 * a path           the same on a RocksDB engine in that directory (created
                    and bootstrapped on first use, reopened afterwards); one
                    backend per path per process, shared by its connections;
-* ``"host:port"``  a client of a running cluster (comma-separate several
-                   addresses; they are taken as nodes 1..n): the SQL layer
-                   runs here, over a DistSender on a client-only gRPC
-                   transport (`crdb_py.localcluster.open_kv`).
+* ``"host:port"``  a client of a running cluster: the SQL layer runs here,
+                   over a DistSender on a client-only gRPC transport
+                   (`crdb_py.localcluster.open_kv`). The cluster's nodes are
+                   discovered from the first given address that answers
+                   (comma-separate several for fail-over), in any order.
 
 This module is a composition root (like crdb_py/server): it may import
 every layer; crdb_py/sql itself only sees the `KVStore` protocol.
@@ -52,7 +53,7 @@ class Backend:
             # localcluster.open_kv would start its own loop; build the client on ours.
             from crdb_py.localcluster import _open_kv
 
-            nodes = {i + 1: a.strip() for i, a in enumerate(target.split(","))}
+            nodes = await discover_nodes([a.strip() for a in target.split(",") if a.strip()])
             self._kv = await _open_kv(nodes, self.loop.loop)
             return self._kv.db
         cluster = _EmbeddedCluster(target)
@@ -73,6 +74,31 @@ class Backend:
         with contextlib.suppress(Exception):
             self.loop.run(_close(), timeout=30)
         self.loop.close()
+
+
+async def discover_nodes(addresses: list[str], timeout: float = 5.0) -> dict[int, str]:
+    """node id -> address of every node of the cluster, asked of the first of
+    `addresses` that answers (Admin.Status lists the nodes it knows), so any
+    node's address, in any order, reaches the whole cluster."""
+    from crdb_py.server.admin import AdminClient
+    from crdb_py.util.errors import NodeUnavailableError
+
+    admin = AdminClient()
+    problems = []
+    try:
+        for a in addresses:
+            try:
+                resp = await admin.status(a, timeout=timeout)
+            except Exception as e:  # next address
+                problems.append(f"{a}: {e}")
+                continue
+            nodes = {n.desc.node_id: n.desc.address for n in resp.nodes if n.desc.node_id}
+            if nodes:
+                return nodes
+            problems.append(f"{a}: the node has not joined a cluster yet")
+    finally:
+        await admin.close()
+    raise NodeUnavailableError(0, "cannot reach the cluster: " + "; ".join(problems))
 
 
 def _is_address(target: str) -> bool:
