@@ -189,6 +189,8 @@ class RangeCache:
         if end is None:
             return False
         e: CacheEntry = self._by_end[end]
+        if e.leaseholder is not None and e.leaseholder == replica:
+            return True  # already known (every successful response says so)
         if not any(r.node_id == replica.node_id for r in e.desc.replicas):
             return False
         lh = ReplicaDescriptor()

@@ -2,6 +2,12 @@
 (`crdb_py/pb/raft_pb2`). Used at the transport edge and for encoding
 configuration changes into log entries; the core itself never touches
 protobufs on its hot paths.
+
+Every raft message crossing a node boundary goes through `message_to_proto`
+and `message_from_proto`, so they are written for speed: fields are
+assigned one by one (a proto3 scalar left at zero is the same as one never
+set), enum values are looked up in a dict instead of calling the enum class,
+and the value types are built positionally.
 """
 
 from __future__ import annotations
@@ -20,13 +26,26 @@ from crdb_py.raft.types import (
     SnapshotMetadata,
 )
 
+_MESSAGE_TYPES = {int(t): t for t in MessageType}
+_ENTRY_TYPES = {int(t): t for t in EntryType}
+
+
+def _message_type(v: int) -> MessageType:
+    t = _MESSAGE_TYPES.get(v)
+    return t if t is not None else MessageType(v)  # an unknown value raises ValueError
+
+
+def _entry_type(v: int) -> EntryType:
+    t = _ENTRY_TYPES.get(v)
+    return t if t is not None else EntryType(v)
+
 
 def entry_to_proto(e: Entry) -> raft_pb2.Entry:
     return raft_pb2.Entry(term=e.term, index=e.index, type=int(e.type), data=e.data)
 
 
 def entry_from_proto(p: raft_pb2.Entry) -> Entry:
-    return Entry(term=p.term, index=p.index, type=EntryType(p.type), data=p.data)
+    return Entry(p.term, p.index, _entry_type(p.type), p.data)
 
 
 def hard_state_to_proto(hs: HardState) -> raft_pb2.HardState:
@@ -87,38 +106,44 @@ def decode_conf_change(data: bytes) -> ConfChange:
 
 
 def message_to_proto(m: Message) -> raft_pb2.Message:
-    p = raft_pb2.Message(
-        type=int(m.type),
-        to=m.to,
-        term=m.term,
-        log_term=m.log_term,
-        index=m.index,
-        entries=[entry_to_proto(e) for e in m.entries],
-        commit=m.commit,
-        reject=m.reject,
-        reject_hint=m.reject_hint,
-        context=m.context,
-    )
+    p = raft_pb2.Message()
+    p.type = m.type
+    p.to = m.to
     setattr(p, "from", m.frm)  # `from` is a Python keyword
+    p.term = m.term
+    p.log_term = m.log_term
+    p.index = m.index
+    p.commit = m.commit
+    if m.reject:
+        p.reject = True
+    if m.reject_hint:
+        p.reject_hint = m.reject_hint
+    if m.context:
+        p.context = m.context
+    if m.entries:
+        add = p.entries.add
+        for e in m.entries:
+            add(term=e.term, index=e.index, type=e.type, data=e.data)
     if m.snapshot is not None:
         p.snapshot.CopyFrom(snapshot_to_proto(m.snapshot))
     return p
 
 
 def message_from_proto(p: raft_pb2.Message) -> Message:
+    ents = p.entries
     return Message(
-        type=MessageType(p.type),
-        to=p.to,
-        frm=getattr(p, "from"),
-        term=p.term,
-        log_term=p.log_term,
-        index=p.index,
-        entries=[entry_from_proto(e) for e in p.entries],
-        commit=p.commit,
-        snapshot=snapshot_from_proto(p.snapshot) if p.HasField("snapshot") else None,
-        reject=p.reject,
-        reject_hint=p.reject_hint,
-        context=p.context,
+        _message_type(p.type),
+        p.to,
+        getattr(p, "from"),
+        p.term,
+        p.log_term,
+        p.index,
+        [Entry(e.term, e.index, _entry_type(e.type), e.data) for e in ents] if ents else [],
+        p.commit,
+        snapshot_from_proto(p.snapshot) if p.HasField("snapshot") else None,
+        p.reject,
+        p.reject_hint,
+        p.context,
     )
 
 
