@@ -60,11 +60,12 @@ consistent) or sees it gone *and* the entry — never the removal without the
 entry. Skipping the latch keeps every batch's declared spans what its
 commands declare (and one latch fewer per transactional batch).
 
-Not done: garbage collection. CockroachDB's GC queue drops entries older than
-an hour (``TxnCleanupThreshold``); here entries stay until the txn's
-coordinator clears them with its rollback. `copy_to` takes a threshold so a
-split can already skip old ones. Design: docs/design/transactions.md, "Abort
-span".
+Garbage collection: as in CockroachDB, the GC queue
+(`crdb_py.kvserver.gc_queue`) drops entries older than an hour
+(``TxnCleanupThreshold``), unless the txn's coordinator cleared them
+earlier with its rollback; `copy_to` takes the same threshold so a split
+skips old ones. Design: docs/design/transactions.md, "Abort span", and
+docs/design/storage.md, "Garbage collection".
 """
 
 from __future__ import annotations

@@ -48,11 +48,11 @@ Resolution is idempotent (resolving a resolved intent is a no-op), so
 retrying an ambiguous failure, or two resolvers racing on one intent, is
 harmless.
 
-Not done: garbage-collecting a finalized txn record once all its intents are
-resolved (CockroachDB's ``cleanupFinishedTxn``) — there is no GC request in
-the API yet, and a final record is needed anyway until every intent that
-refers to it is gone. ``cleanup_txn`` resolves a finished txn's intents and
-stops there. See docs/design/transactions.md, "Intent resolution and
+A finalized txn record is not removed here once its intents are resolved
+(CockroachDB's ``cleanupFinishedTxn``): ``cleanup_txn`` resolves a finished
+txn's intents and stops there. The GC queue (`crdb_py.kvserver.gc_queue`)
+removes records an hour after the txn finished, resolving their intents
+again first. See docs/design/transactions.md, "Intent resolution and
 recovery".
 """
 

@@ -30,7 +30,8 @@ or fsync is fatal to the node (`Store.on_fatal`, default: exit).
 
 Ticks (every `raft_tick_interval`) drive elections, heartbeats, lease
 renewal and reproposals; every few ticks leaseholders also run the
-replicate queue, the size-based split check and raft log truncation.
+replicate queue, the size-based split check, raft log truncation and (every
+`gc_queue_interval` seconds per range) the GC queue (gc_queue.py).
 
 Bootstrapping writes the first range `[KEY_MIN, KEY_MAX)` with one voter,
 its meta entry and the range-id generator. See docs/design/replication.md.
@@ -46,6 +47,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from crdb_py.kvserver.gc_queue import GCQueue
 from crdb_py.kvserver.logwriter import LogWriter, new_log_writer
 from crdb_py.kvserver.replica import (
     Replica,
@@ -97,6 +99,15 @@ class StoreConfig:
     # (on the loop), "background" (fsync on a thread) or "auto" (background
     # for a RocksEngine with sync_writes on a real asyncio loop, else inline).
     log_writer: str = "auto"
+    # The GC queue (kvserver/gc_queue.py): the MVCC TTL when the cluster
+    # setting gc.ttlseconds is not set, how often a leaseholder runs a range
+    # (seconds; 0 = only on demand), how old a finished txn record or abort
+    # span entry must be to go, and the size of one GC batch / scan chunk.
+    gc_ttl_seconds: float = 25 * 3600
+    gc_queue_interval: float = 600.0
+    gc_txn_cleanup_threshold_nanos: int = 3600 * 1_000_000_000
+    gc_batch_keys: int = 256
+    gc_scan_records: int = 4096
 
 
 class NodeDialer(Protocol):
@@ -156,6 +167,7 @@ class Store:
         # range id -> the replica whose Ready is waiting for a log sync
         self._inflight: dict[int, Replica] = {}
         self.on_fatal: Callable[[BaseException], None] = exit_on_disk_failure
+        self.gc_queue = GCQueue(self)
 
     # ---- txn machinery over the cluster KV client (created once kv is set) ----
 
@@ -438,6 +450,7 @@ class Store:
             if not r.owns_valid_lease():
                 continue
             self._spawn(("replicate", r.range_id), maybe_replicate(r))
+            self.gc_queue.maybe_enqueue(r)
             total = r.stats.key_bytes + r.stats.val_bytes
             if total > self.config.range_max_bytes:
                 self._spawn(("split", r.range_id), self._split_by_size(r, total))

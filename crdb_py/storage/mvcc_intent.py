@@ -57,6 +57,8 @@ PENDING = data_pb2.PENDING
 STAGING = data_pb2.STAGING
 
 SeqRanges = Iterable[tuple[int, int]]
+# prefix + this sorts after every version of the key (suffixes are 12 bytes)
+_PAST_VERSIONS = b"\xff" * 13
 
 
 def mvcc_get_intent(reader: Reader, key: bytes) -> data_pb2.MVCCMetadata | None:
@@ -312,7 +314,7 @@ def mvcc_garbage_collect_keys(
         meta: bytes | None = None
         newer: list[bytes] = []  # suffixes of the versions kept
         doomed: list[tuple[bytes, bytes]] = []
-        for ek, v in rw.iter_range(prefix, prefix[:-1] + b"\x02"):
+        for ek, v in rw.iter_range(prefix, prefix + _PAST_VERSIONS):
             if len(ek) == plen:
                 meta = v
             elif ek[plen:] < gsfx:
