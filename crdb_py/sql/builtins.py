@@ -27,7 +27,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 from typing import Any
 
 from sqlglot import exp
@@ -157,7 +157,7 @@ def power(a: Any, b: Any) -> Any:
         return r
     da, db = Decimal(a), Decimal(b)
     if da == 0 and db < 0:
-        raise E.division_by_zero()
+        raise E.SQLError("zero raised to a negative power is undefined", "2201F")
     if da < 0 and db != db.to_integral_value():
         raise E.SQLError("a negative number raised to a non-integer power yields a "
                          "complex result", "2201F")
@@ -175,8 +175,12 @@ def trunc(v: Any, n: int | None = None) -> Any:
             return float(math.trunc(v)) if math.isfinite(v) else v
         return float(trunc(Decimal(repr(v)), n))
     d = Decimal(v)
-    q = Decimal(1).scaleb(-(n or 0))
-    return d.quantize(q, rounding="ROUND_DOWN") if d.is_finite() else d
+    if not d.is_finite():
+        return d
+    n = n or 0
+    if n < 0:  # trunc(1234.5, -2) = 1200
+        return d.scaleb(n).to_integral_value("ROUND_DOWN").scaleb(-n).quantize(Decimal(1))
+    return d.quantize(Decimal(1).scaleb(-n), rounding="ROUND_DOWN")
 
 
 def _log_arg(v: Any) -> None:
@@ -200,7 +204,10 @@ def log(a: Any, b: Any = None) -> Any:
     if a == 1:
         raise E.division_by_zero()
     if isinstance(a, Decimal) or isinstance(b, Decimal):
-        return Decimal(b).ln() / Decimal(a).ln()
+        with localcontext() as c:  # extra digits, then 16 places as PostgreSQL shows
+            c.prec = 50
+            r = Decimal(b).ln() / Decimal(a).ln()
+            return r.quantize(Decimal("1E-16"))
     return math.log(b) / math.log(a)
 
 
@@ -421,8 +428,9 @@ BY_NAME: dict[str, Builtin] = {b.name: b for b in [
     Builtin("lower", str.lower, "s"), Builtin("upper", str.upper, "s"),
     Builtin("length", len, "s"), Builtin("char_length", len, "s"),
     Builtin("character_length", len, "s"), Builtin("octet_length", lambda s: len(s.encode()), "s"),
-    Builtin("trim", str.strip, "s"), Builtin("ltrim", str.lstrip, "s"),
-    Builtin("rtrim", str.rstrip, "s"), Builtin("btrim", str.strip, "s"),
+    Builtin("btrim", lambda s, c=" ": s.strip(c), "ss", 1),
+    Builtin("ltrim", lambda s, c=" ": s.lstrip(c), "ss", 1),
+    Builtin("rtrim", lambda s, c=" ": s.rstrip(c), "ss", 1),
     Builtin("replace", lambda s, a, b: s.replace(a, b), "sss"),
     Builtin("reverse", lambda s: s[::-1], "s"),
     Builtin("strpos", lambda s, sub: s.find(sub) + 1, "ss"),
@@ -463,6 +471,8 @@ BY_CLASS: dict[type, tuple[Builtin, tuple[str, ...]]] = {
     exp.Exp: (BY_NAME["exp"], ("this",)), exp.Ln: (BY_NAME["ln"], ("this",)),
     exp.Log: (BY_NAME["log"], ("this", "expression")),
     exp.Degrees: (BY_NAME["degrees"], ("this",)), exp.Radians: (BY_NAME["radians"], ("this",)),
+    exp.Replace: (BY_NAME["replace"], ("this", "expression", "replacement")),
+    exp.Reverse: (BY_NAME["reverse"], ("this",)), exp.Hex: (BY_NAME["to_hex"], ("this",)),
     exp.Pi: (BY_NAME["pi"], ()), exp.CurrentVersion: (BY_NAME["version"], ()),
     exp.TimeToStr: (BY_NAME["to_char"], ("this", "format")),
 }

@@ -255,6 +255,13 @@ class Catalog:
         self._tables[(t.parent_id, t.name)] = None
         await clear_span(self.buf, rowenc.table_prefix(t.id))
 
+    def rename_table(self, t: TableDesc, new_name: str) -> TableDesc:
+        """Move the namespace entry to `new_name` and bump the descriptor."""
+        self.buf.delete(ns_key(t.parent_id, t.name))
+        self._tables[(t.parent_id, t.name)] = None
+        self._ids.pop((t.parent_id, t.name), None)
+        return self.write_table(replace(t, name=new_name))
+
 
 async def clear_span(buf: WriteBuffer, prefix: bytes) -> int:
     """Delete every key under `prefix` (through the buffer); returns the count."""

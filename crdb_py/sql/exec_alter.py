@@ -1,4 +1,4 @@
-"""ALTER TABLE ... ADD COLUMN / DROP COLUMN.
+"""ALTER TABLE ... ADD COLUMN / DROP COLUMN / RENAME [COLUMN].
 
 Row values are tagged by column id (rowenc), so adding a nullable column
 without a default rewrites nothing, and a dropped column's values are simply
@@ -7,11 +7,17 @@ sees them). Adding a column with a DEFAULT or NOT NULL backfills every row
 in the same transaction (and fails with 23502 if a row would be NULL);
 a UNIQUE column gets a unique index, backfilled. Dropping a column drops the
 secondary indexes and CHECKs that use it; primary key columns cannot be
-dropped. As with other DDL here, the change is transactional, not online.
+dropped. RENAME TO moves the namespace entry (the descriptor keeps its id,
+so rows and indexes stay where they are); RENAME COLUMN changes the name in
+the descriptor only (rows are tagged by column id) and rewrites the SQL
+text of the CHECK constraints that mention the column. Every change bumps
+the descriptor version. As with other DDL here, the change is
+transactional, not online.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 from sqlglot import exp
@@ -28,9 +34,18 @@ from crdb_py.sql.tablerows import RowCodec
 async def run_alter(x: ExecCtx, node: exp.Alter) -> Result:
     if str(node.args.get("kind", "")).upper() != "TABLE":
         raise E.unsupported(f"ALTER {node.args.get('kind')}")
+    if node.args.get("exists"):
+        db_id = await x.db_for(node.this)
+        if await x.catalog.table(db_id, node.this.name) is None:
+            return Result(tag="ALTER TABLE")
     desc = await x.resolve_table(node.this)
     for action in node.args.get("actions") or []:
-        if isinstance(action, exp.ColumnDef):
+        if isinstance(action, exp.AlterRename):
+            desc = await rename_table(x, desc, action.this)
+        elif isinstance(action, exp.RenameColumn):
+            desc = rename_column(x, desc, action.this.name, action.args["to"].name,
+                                 bool(action.args.get("exists")))
+        elif isinstance(action, exp.ColumnDef):
             desc = await add_column(x, desc, action)
         elif isinstance(action, exp.Drop) and str(action.args.get("kind")).upper() == "COLUMN":
             for c in action.args.get("tables") or []:
@@ -102,3 +117,45 @@ def _parse_cols(text: str) -> list[exp.Column]:
     from crdb_py.sql.parse import parse_expr
 
     return list(parse_expr(text).find_all(exp.Column))
+
+
+async def rename_table(x: ExecCtx, desc: TableDesc, to: exp.Table) -> TableDesc:
+    if to.args.get("db") is not None and await x.db_for(to) != desc.parent_id:
+        raise E.unsupported("moving a table to another database with RENAME")
+    if to.name == desc.name:
+        return desc
+    if await x.catalog.table(desc.parent_id, to.name) is not None:
+        raise E.duplicate_table(to.name)
+    x.on_schema_change()
+    return x.catalog.rename_table(desc, to.name)
+
+
+def rename_column(x: ExecCtx, desc: TableDesc, old: str, new: str, if_exists: bool) -> TableDesc:
+    if not desc.has_column(old) or desc.column(old).hidden:
+        if if_exists:
+            return desc
+        raise E.undefined_column(old)
+    if old == new:
+        return desc
+    if desc.has_column(new):
+        raise E.SQLError(f'column "{new}" of relation "{desc.name}" already exists', "42701")
+    cols = tuple(replace(c, name=new) if c.name == old else c for c in desc.columns)
+    checks = tuple(replace(c, expr=_rename_in(c.expr, old, new)) for c in desc.checks)
+    x.on_schema_change()
+    return x.catalog.write_table(replace(desc, columns=cols, checks=checks))
+
+
+def _rename_in(text: str, old: str, new: str) -> str:
+    """`text` (a stored SQL expression) with column `old` called `new`."""
+    from crdb_py.sql.parse import parse_expr
+
+    e = parse_expr(text)
+    if not any(c.name == old for c in e.find_all(exp.Column)):
+        return text
+
+    def swap(n: exp.Expression) -> exp.Expression:
+        if isinstance(n, exp.Column) and n.name == old:
+            plain = re.fullmatch(r"[a-z_][a-z0-9_]*", new) is not None
+            return exp.column(new, n.table or None, quoted=not plain)
+        return n
+    return e.transform(swap).sql("postgres")

@@ -34,6 +34,7 @@ from crdb_py.sql.expr import (
 )
 from crdb_py.sql.planner import fetch, plan_scan, pretty_span
 from crdb_py.sql.runtime import DEFAULT, YIELD_EVERY, ExecCtx, Relation, table_scope
+from crdb_py.sql.vtables import generate_series, info_schema, is_info_schema, is_series
 
 
 def _from(sel: exp.Expression) -> exp.From | None:
@@ -224,6 +225,10 @@ def _sorted(keyed: list[tuple[tuple[Any, ...], Any]], desc: list[bool]) -> list[
 
 
 async def scan_table(x: ExecCtx, t: exp.Table, where: exp.Expression | None) -> Relation:
+    if is_series(t):
+        return await generate_series(x, t)
+    if is_info_schema(t):
+        return await info_schema(x, t)
     alias = t.alias_or_name
     if t.name in x.ctes and not (t.args.get("db")):
         rel = x.ctes[t.name]
@@ -521,7 +526,7 @@ def _out_type(p: exp.Expression, scope: Scope, rows: list[Any], i: int) -> T.SQL
         except E.SQLError:
             pass
     if isinstance(e, exp.Cast):
-        return T.from_datatype(e.to)
+        return T.cast_target(e.to)
     if isinstance(e, exp.Count):
         return T.T_INT
     for r in rows:

@@ -596,7 +596,7 @@ class Compiler(AggregateMixin):
 
     def _cast(self, e: exp.Cast) -> Fn:
         a = self.compile(e.this)
-        t = T.T_INTERVAL if e.to.this == exp.DType.INTERVAL else T.from_datatype(e.to)
+        t = T.cast_target(e.to)
         return lambda r: T.cast(a(r), t)
 
     def _trycast(self, e: exp.Cast) -> Fn:
@@ -633,7 +633,9 @@ class Compiler(AggregateMixin):
         return self._call(_substring, args)
 
     def _trim(self, e: exp.Trim) -> Fn:
-        return self._call(str.strip, [e.this])
+        pos = str(e.args.get("position") or "BOTH").upper()
+        name = {"LEADING": "ltrim", "TRAILING": "rtrim"}.get(pos, "btrim")
+        return self._builtin(B.BY_NAME[name], [a for a in (e.this, e.expression) if a is not None])
 
     def _concat(self, e: exp.Concat) -> Fn:
         fns = [self.compile(a) for a in e.expressions]

@@ -120,6 +120,10 @@ class ExecCtx:
             name = t.args["catalog"].name
         if not name or name == "public":
             return self.db_id
+        if name.lower() == "information_schema" or (
+                t.args.get("db") is not None and t.args["db"].name.lower() == "information_schema"):
+            raise E.SQLError(f"information_schema.{t.name} is a virtual table: it can only be "
+                             "read", "42501")
         db_id = await self.catalog.database_id(name)
         if db_id is None:
             raise E.undefined_database(name)

@@ -97,6 +97,13 @@ def from_datatype(d: exp.DataType) -> SQLType:
     return t
 
 
+def cast_target(d: exp.DataType) -> SQLType:
+    """The type of `CAST(x AS d)`: a column type, or INTERVAL (expressions only)."""
+    if d.this == exp.DType.INTERVAL:
+        return T_INTERVAL
+    return from_datatype(d)
+
+
 def type_of(v: Any) -> SQLType:
     """The natural type of a Python value."""
     if v is None:
@@ -336,13 +343,14 @@ class Interval:
     def __str__(self) -> str:
         parts = []
         y, mo = divmod(abs(self.months), 12)
-        sign = "-" if self.months < 0 else ""
-        if y:
-            parts.append(f"{sign}{y} year{'s' if y != 1 else ''}")
+        if self.months < 0:
+            y, mo = -y, -mo
+        if y:  # PostgreSQL: singular only for exactly 1 ("-1 days")
+            parts.append(f"{y} year{'s' if y != 1 else ''}")
         if mo:
-            parts.append(f"{sign}{mo} mon{'s' if mo != 1 else ''}")
+            parts.append(f"{mo} mon{'s' if mo != 1 else ''}")
         if self.days:
-            parts.append(f"{self.days} day{'s' if abs(self.days) != 1 else ''}")
+            parts.append(f"{self.days} day{'s' if self.days != 1 else ''}")
         if self.micros or not parts:
             us = abs(self.micros)
             h, rest = divmod(us, 3_600_000_000)
