@@ -25,7 +25,7 @@ from crdb_py.kvserver.replica import Replica
 from crdb_py.kvserver.spanset import SpanAccess
 from crdb_py.pb import api_pb2, data_pb2
 from crdb_py.sim.kvcluster import InProcessKVCluster
-from crdb_py.storage import MemEngine, compute_stats, mvcc_intent
+from crdb_py.storage import MemEngine, compute_stats, mvcc_get, mvcc_intent
 from crdb_py.storage.mvcc_intent import mvcc_find_garbage, mvcc_garbage_collect_keys
 from crdb_py.util import keys
 from crdb_py.util.errors import (
@@ -388,13 +388,20 @@ def test_gc_at_random_thresholds_keeps_every_read_above_the_threshold(
     for ki, wall, v in ops:
         ru = put(_KEYS[ki], v) if v is not None else delete(_KEYS[ki])
         env.run(batch(ru, at=ts(wall)))
-    horizon = 10 * len(ops) + 30
-    before = {(key, t): env.value(key, at=ts(t)) for key in _KEYS for t in range(1, horizon)}
+    # Reads only change at a version's timestamp: probe there, just above,
+    # and around each threshold.
+    probes = sorted({w + d for _, w, _ in ops for d in (0, 1)} | {g + d for g in gcs for d in (0, 1)}
+                    | {10 * len(ops) + 30})
+
+    def read(key: bytes, t: int) -> bytes | None:
+        return mvcc_get(env.engine, key, ts(t)).value
+
+    before = {(key, t): read(key, t) for key in _KEYS for t in probes}
     for g in gcs:
         run_gc(env, ts(g))
         for (key, t), want in before.items():
             if t > g:
-                assert env.value(key, at=ts(t)) == want, (key, t, g)
+                assert read(key, t) == want, (key, t, g)
         assert_stats_exact(env)
         # nothing left that a later GC at the same threshold would remove
         assert mvcc_find_garbage(env.engine, keys.LOCAL_MAX, keys.KEY_MAX, ts(g))[0] == []
@@ -445,7 +452,7 @@ async def _get_at(c: InProcessKVCluster, key: bytes, at: Timestamp) -> bytes | N
 
 def test_queue_end_to_end_on_a_cluster() -> None:
     async def main() -> None:
-        c = await _cluster()
+        c = await _cluster(gc_batch_keys=8)
         try:
             db = c.db()
             ks = [b"u%03d" % i for i in range(40)]
@@ -459,6 +466,7 @@ def test_queue_end_to_end_on_a_cluster() -> None:
             await asyncio.sleep(0.05)
             info = await r.store.gc_queue.run_now(r.range_id, ttl_seconds=0.01)
             assert info.versions_removed >= 4 * len(ks)
+            assert info.requests >= 1 + len(ks) // 8  # thresholds, then bounded batches
             for n in c.nodes.values():  # every replica applied it and agrees
                 eng = n.store.engine
                 rep = n.store.replicas[r.range_id]
@@ -569,6 +577,32 @@ def test_a_replica_ignoring_the_threshold_serves_a_read_of_collected_history() -
                 for rep in n.store.replicas.values():
                     rep.check_gc_threshold = lambda ba: None  # type: ignore[method-assign]
             assert await _get_at(c, b"h", t_old) is None  # "old" was collected: wrong answer
+        finally:
+            await c.close()
+
+    _run(main())
+
+
+def test_the_queue_runs_by_itself_with_the_ttl_from_the_cluster_setting() -> None:
+    """The store's queue tick runs the GC queue every `gc_queue_interval`;
+    the TTL is the cluster setting gc.ttlseconds (the store default is 25 h,
+    so nothing would be collected without it)."""
+    from crdb_py.kvserver.gc_queue import GC_TTL_SETTING_KEY
+
+    async def main() -> None:
+        c = await _cluster(gc_queue_interval=0.1)
+        try:
+            db = c.db()
+            await db.put(GC_TTL_SETTING_KEY, b"0.05")
+            for i in range(3):
+                await db.put(b"auto", b"%d" % i)
+            r = _lh_replica(c, b"auto")
+            assert await r.store.gc_queue.ttl_seconds() == 0.05
+            deadline = asyncio.get_running_loop().time() + 20
+            while r.gc_threshold.is_empty() or len(versions(Env(r.store.engine), b"auto")) > 1:
+                assert asyncio.get_running_loop().time() < deadline, "the queue never ran"
+                await asyncio.sleep(0.05)
+            assert await db.get(b"auto") == b"2"
         finally:
             await c.close()
 
