@@ -23,12 +23,20 @@ restart (`load`). Design: docs/design/storage.md, "Garbage collection".
 
 from __future__ import annotations
 
-from crdb_py.pb import data_pb2
+from crdb_py.pb import api_pb2, data_pb2
 from crdb_py.storage.engine import Reader, Writer
 from crdb_py.util import keys
+from crdb_py.util.errors import BatchTimestampBeforeGCError
 from crdb_py.util.hlc import Timestamp, ts_from_proto, ts_to_proto
 
 ZERO = Timestamp()
+# Requests not checked against the GC threshold: they read no MVCC history
+# (txn records, intents) or are the GC itself. An old txn must still be able
+# to finish, and its intents to be resolved (intents are never collected).
+GC_THRESHOLD_EXEMPT = frozenset({
+    "heartbeat_txn", "end_txn", "push_txn", "recover_txn", "query_txn", "query_intent",
+    "resolve_intent", "resolve_intent_range", "gc",
+})
 
 
 def _read(reader: Reader, key: bytes) -> Timestamp:
@@ -85,8 +93,40 @@ def can_create_txn_record(meta: data_pb2.TxnMeta, txn_span_threshold: Timestamp)
     return txn_span_threshold.is_empty() or txn_span_threshold < ts_from_proto(meta.min_timestamp)
 
 
+def earliest_active_timestamp(ba: api_pb2.BatchRequest) -> Timestamp | None:
+    """The lowest timestamp at which the batch reads or writes MVCC history
+    (CockroachDB's ``EarliestActiveTimestamp``): its read timestamp, or just
+    above a refresh's ``refresh_from`` (a refresh looks at (from, to]). None
+    when every request is exempt from the GC threshold check."""
+    h = ba.header
+    base = ts_from_proto(h.txn.read_timestamp if h.HasField("txn") else h.timestamp)
+    out: Timestamp | None = None
+    for ru in ba.requests:
+        kind = ru.WhichOneof("value")
+        if kind in GC_THRESHOLD_EXEMPT:
+            continue
+        ts = base
+        if kind in ("refresh", "refresh_range"):
+            ts = min(ts, ts_from_proto(getattr(ru, kind).refresh_from).next())
+        out = ts if out is None else min(out, ts)
+    return out
+
+
+def check_batch(ba: api_pb2.BatchRequest, threshold: Timestamp, range_id: int = 0) -> None:
+    """Raise `BatchTimestampBeforeGCError` if `ba` reads or writes at or
+    below `threshold` (its earliest active timestamp)."""
+    if threshold.is_empty():
+        return
+    ts = earliest_active_timestamp(ba)
+    if ts is not None and ts <= threshold:
+        raise BatchTimestampBeforeGCError(ts, threshold, range_id)
+
+
 __all__ = [
+    "GC_THRESHOLD_EXEMPT",
     "can_create_txn_record",
+    "check_batch",
+    "earliest_active_timestamp",
     "engine_spans",
     "gc_threshold",
     "is_threshold_key",

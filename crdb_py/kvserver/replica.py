@@ -71,7 +71,6 @@ from crdb_py.storage.mvcc_key import span_bounds
 from crdb_py.util import failpoints, keys
 from crdb_py.util.errors import (
     AmbiguousResultError,
-    BatchTimestampBeforeGCError,
     CrdbError,
     InternalError,
     InvalidArgumentError,
@@ -99,13 +98,6 @@ ADMIN_KINDS = frozenset({"admin_split", "admin_transfer_lease"})
 _NO_TSCACHE_PUSH = frozenset({
     "heartbeat_txn", "end_txn", "push_txn", "recover_txn", "resolve_intent",
     "resolve_intent_range", "gc",
-})
-# Requests not checked against the GC threshold: they read no MVCC history
-# (txn records, intents) or are the GC itself. An old txn must still be able
-# to finish, and its intents to be resolved (intents are never collected).
-_GC_THRESHOLD_EXEMPT = frozenset({
-    "heartbeat_txn", "end_txn", "push_txn", "recover_txn", "query_txn", "query_intent",
-    "resolve_intent", "resolve_intent_range", "gc",
 })
 
 
@@ -156,24 +148,6 @@ def range_engine_spans(desc: data_pb2.RangeDescriptor) -> list[tuple[bytes, byte
         *gcthreshold.engine_spans(desc.range_id),
     ]
 
-
-def earliest_active_timestamp(ba: api_pb2.BatchRequest) -> Timestamp | None:
-    """The lowest timestamp at which the batch reads or writes MVCC history
-    (CockroachDB's ``EarliestActiveTimestamp``): its read timestamp, or just
-    above a refresh's ``refresh_from`` (a refresh looks at (from, to]). None
-    when every request is exempt from the GC threshold check."""
-    h = ba.header
-    base = ts_from_proto(h.txn.read_timestamp if h.HasField("txn") else h.timestamp)
-    out: Timestamp | None = None
-    for ru in ba.requests:
-        kind = ru.WhichOneof("value")
-        if kind in _GC_THRESHOLD_EXEMPT:
-            continue
-        ts = base
-        if kind in ("refresh", "refresh_range"):
-            ts = min(ts, ts_from_proto(getattr(ru, kind).refresh_from).next())
-        out = ts if out is None else min(out, ts)
-    return out
 
 
 def compute_range_stats(reader: object, desc: data_pb2.RangeDescriptor) -> MVCCStats:
@@ -414,12 +388,7 @@ class Replica:
         threshold (`BatchTimestampBeforeGCError`): the history it needs may
         be gone. Runs synchronously with evaluation, so a GC applying in
         between cannot slip under it."""
-        thr = self.gc_threshold
-        if thr.is_empty():
-            return
-        ts = earliest_active_timestamp(ba)
-        if ts is not None and ts <= thr:
-            raise BatchTimestampBeforeGCError(ts, thr, self.range_id)
+        gcthreshold.check_batch(ba, self.gc_threshold, self.range_id)
 
     def _eval_read(self, ba: api_pb2.BatchRequest) -> api_pb2.BatchResponse:
         assert self.desc is not None

@@ -243,7 +243,7 @@ def test_gc_declares_write_latches_on_what_it_removes() -> None:
 
 
 def test_requests_at_or_below_the_threshold_are_refused() -> None:
-    from crdb_py.kvserver.replica import earliest_active_timestamp
+    from crdb_py.kvserver.gcthreshold import earliest_active_timestamp
 
     class R:  # just what check_gc_threshold uses
         range_id = 7
