@@ -33,6 +33,7 @@ from crdb_py.util.errors import (
     InternalError,
     InvalidArgumentError,
     TransactionAbortedError,
+    TransactionStatusError,
 )
 from crdb_py.util.hlc import Timestamp, ts_to_proto
 from tests.kvserver.batcheval.helpers import RU, Env, batch, delete, get, k, make_txn, put, ts
@@ -603,6 +604,53 @@ def test_the_queue_runs_by_itself_with_the_ttl_from_the_cluster_setting() -> Non
                 assert asyncio.get_running_loop().time() < deadline, "the queue never ran"
                 await asyncio.sleep(0.05)
             assert await db.get(b"auto") == b"2"
+        finally:
+            await c.close()
+
+    _run(main())
+
+
+def test_a_zombie_cannot_re_create_its_collected_record_on_a_cluster() -> None:
+    """A committed txn's record is collected; the coordinator's replayed
+    HeartbeatTxn / EndTxn then fail as aborted instead of writing it again."""
+    import os
+
+    from crdb_py.util.hlc import HLC
+    from tests.kvserver.batcheval.txn_helpers import span
+
+    async def main() -> None:
+        c = await _cluster(gc_txn_cleanup_threshold_nanos=1)
+        try:
+            sender = c.db().sender
+            t = data_pb2.Transaction(name="z", status=data_pb2.PENDING)
+            t.meta.id, t.meta.key = os.urandom(16), b"z1"
+            now = HLC().now()
+            for f in (t.meta.write_timestamp, t.meta.min_timestamp, t.read_timestamp):
+                ts_to_proto(now, f)
+
+            def send(*reqs: RU) -> api_pb2.BatchRequest:
+                ba = api_pb2.BatchRequest()
+                ba.header.txn.CopyFrom(t)
+                ba.requests.extend(reqs)
+                return ba
+
+            br = await sender.send(send(put(b"z1", b"v", seq=1), put(b"z2", b"w", seq=2)))
+            t.CopyFrom(br.header.txn)
+            locks = [span(b"z1"), span(b"z2")]
+            await sender.send(send(heartbeat(t)))
+            await sender.send(send(end_txn(t, commit=True, locks=locks)))
+            with pytest.raises(TransactionStatusError, match="already COMMITTED"):
+                await sender.send(send(end_txn(t, commit=True, locks=locks)))
+            await asyncio.sleep(0.02)
+            r = _lh_replica(c, b"z1")
+            info = await r.store.gc_queue.run_now(r.range_id)
+            assert info.txn_records_removed >= 1
+            assert tr.read_record(r.store.engine, t.meta) is None
+            for ru in (heartbeat(t), end_txn(t, commit=True, locks=locks)):
+                with pytest.raises(TransactionAbortedError, match="POSSIBLE_REPLAY"):
+                    await sender.send(send(ru))
+            assert tr.read_record(r.store.engine, t.meta) is None
+            assert (await c.db().get(b"z1"), await c.db().get(b"z2")) == (b"v", b"w")
         finally:
             await c.close()
 
