@@ -63,7 +63,7 @@ from crdb_py.pb import api_pb2, data_pb2
 from crdb_py.storage.mvcc import mvcc_scan
 from crdb_py.storage.mvcc_intent import mvcc_find_garbage
 from crdb_py.util import keys
-from crdb_py.util.errors import RangeNotFoundError
+from crdb_py.util.errors import InvalidArgumentError, RangeNotFoundError
 from crdb_py.util.errwire import error_from_proto
 from crdb_py.util.hlc import Timestamp, ts_from_proto, ts_to_proto
 
@@ -141,10 +141,14 @@ class GCQueue:
             if br.HasField("error") and br.error.kind:
                 raise error_from_proto(br.error)
             v = br.responses[0].get
-            return float(v.value.raw_bytes) if v.HasField("value") else default
+            ttl = float(v.value.raw_bytes) if v.HasField("value") else default
         except Exception as e:  # a setting we cannot read is the default
             log.debug("gc: cannot read %s: %s", GC_TTL_SETTING, e)
             return default
+        if not ttl >= 0:  # negative or NaN: a threshold in the future would refuse every read
+            log.warning("gc: ignoring %s = %r (must be >= 0)", GC_TTL_SETTING, ttl)
+            return default
+        return ttl
 
     # ---- one run ---------------------------------------------------------------------
 
@@ -154,6 +158,8 @@ class GCQueue:
             return await self._process(r, ttl_seconds)
 
     async def _process(self, r: Replica, ttl_seconds: float | None) -> GCInfo:
+        if ttl_seconds is not None and not ttl_seconds >= 0:
+            raise InvalidArgumentError(f"GC TTL must be >= 0 seconds, not {ttl_seconds!r}")
         self.runs += 1
         ttl = ttl_seconds if ttl_seconds is not None else await self.ttl_seconds()
         info = GCInfo(range_id=r.range_id)

@@ -599,6 +599,8 @@ def test_the_queue_runs_by_itself_with_the_ttl_from_the_cluster_setting() -> Non
                 await db.put(b"auto", b"%d" % i)
             r = _lh_replica(c, b"auto")
             assert await r.store.gc_queue.ttl_seconds() == 0.05
+            with pytest.raises(InvalidArgumentError):
+                await r.store.gc_queue.run_now(r.range_id, ttl_seconds=-1)
             deadline = asyncio.get_running_loop().time() + 20
             while r.gc_threshold.is_empty() or len(versions(Env(r.store.engine), b"auto")) > 1:
                 assert asyncio.get_running_loop().time() < deadline, "the queue never ran"
