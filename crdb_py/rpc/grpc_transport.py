@@ -20,9 +20,10 @@ bounded reconnect backoff and keepalive so a dead peer is noticed.
   the request may have been delivered.
 - Raft messages ride one long-lived bidi `RaftMessageBatch` stream per peer.
   `send_raft_message` appends to the peer's outbox and wakes its writer
-  task; the writer takes *everything* queued when it runs, so all messages
-  queued in one loop turn (and any queued while the previous write was in
-  progress) leave as one `RaftMessageBatch`. The server answers with its
+  task; the writer waits one more loop turn, then takes *everything*
+  queued, so all messages queued in two consecutive loop turns (and any
+  queued while the previous write was in progress) leave as one
+  `RaftMessageBatch`. The server answers with its
   node id in the initial metadata; that marks the stream up. When the stream
   breaks the peer is marked down: the outbox is dropped, `on_unreachable`
   is called, and sends return False until the writer, after a backoff
@@ -369,6 +370,12 @@ class _Peer:
                 raise ConnectionError("raft stream closed by peer")
             if not self.outbox:
                 continue
+            # One more loop turn before taking the outbox: the messages the
+            # next turn produces (a Ready finished by the log writer, the
+            # other replicas' turns) join this write. A stream write costs
+            # ~0.1-0.2 ms of CPU however small, so fewer, fuller writes are
+            # the cheapest thing on this path (bench/kv.py: ~25% fewer).
+            await asyncio.sleep(0)
             msgs, self.outbox = self.outbox, []
             await call.write(raft_pb2.RaftMessageBatch(requests=msgs))
             t.raft_batches_sent += 1
@@ -474,6 +481,7 @@ class _BatchStream:
                 self.wake.clear()
                 if not self.outbox:
                     continue
+                await asyncio.sleep(0)  # let the next turn's requests join (see _write_loop)
                 frame, self.outbox = self.outbox, []
                 ids = [m.id for m in frame]
                 self.written.update(ids)

@@ -18,14 +18,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from functools import total_ordering
 
 from crdb_py.util.errors import ClockOffsetError
 
 DEFAULT_MAX_OFFSET_NANOS = 500_000_000  # 500 ms
 
 
-@total_ordering
 @dataclass(frozen=True, slots=True)
 class Timestamp:
     """An HLC timestamp, ordered by (wall_time, logical)."""
@@ -33,8 +31,24 @@ class Timestamp:
     wall_time: int = 0
     logical: int = 0
 
+    # The four comparisons are written out (not `functools.total_ordering`,
+    # whose derived methods cost two calls each): timestamps are compared in
+    # every hot path of the KV layers.
     def __lt__(self, other: Timestamp) -> bool:
-        return (self.wall_time, self.logical) < (other.wall_time, other.logical)
+        w, ow = self.wall_time, other.wall_time
+        return w < ow or (w == ow and self.logical < other.logical)
+
+    def __le__(self, other: Timestamp) -> bool:
+        w, ow = self.wall_time, other.wall_time
+        return w < ow or (w == ow and self.logical <= other.logical)
+
+    def __gt__(self, other: Timestamp) -> bool:
+        w, ow = self.wall_time, other.wall_time
+        return w > ow or (w == ow and self.logical > other.logical)
+
+    def __ge__(self, other: Timestamp) -> bool:
+        w, ow = self.wall_time, other.wall_time
+        return w > ow or (w == ow and self.logical >= other.logical)
 
     def is_empty(self) -> bool:
         return self.wall_time == 0 and self.logical == 0
