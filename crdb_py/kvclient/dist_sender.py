@@ -282,7 +282,7 @@ class DistSender:
             # One range holds the whole batch (the common case): no truncated
             # copies, no task, and the part's response is the batch's.
             part_br = await self._send_partial(ba, rs, entry, False, deadline, attempt)
-            if _whole_response_ok(ba, part_br):
+            if _adopt_whole_response(ba, part_br):
                 return part_br
             br = _new_response(ba)
             _merge_header(br, part_br)
@@ -607,19 +607,14 @@ def _pick_error(errs: list[BaseException]) -> BaseException:
 _TS_AND_TXN = frozenset({"timestamp", "txn"})
 
 
-def _whole_response_ok(ba: BatchRequest, br: BatchResponse) -> bool:
-    """True if `br`, the response of a part holding all of `ba`, is exactly
-    what stitching it into a fresh response (`_new_response`, `_merge_header`,
-    `combine_response`) would build, so it can be returned as it is."""
-    for fd, _ in br.header.ListFields():
-        if fd.name not in _TS_AND_TXN:
-            return False
+def _adopt_whole_response(ba: BatchRequest, br: BatchResponse) -> bool:
+    """Make `br`, the response of a part holding all of `ba`, exactly what
+    stitching it into a fresh response (`_new_response`, `_merge_header`,
+    `combine_response`) would build, and say whether that worked. The header
+    scalars a server echoes (range id, gateway, ...) are cleared in place, as
+    stitching would drop them; `br` is the transport's fresh object."""
     h = br.header
-    if h.HasField("timestamp") and not (h.timestamp.wall_time or h.timestamp.logical):
-        return False
     if h.HasField("txn") and not h.txn.HasField("meta"):
-        return False
-    if br.HasField("now") and not (br.now.wall_time or br.now.logical):
         return False
     for req, resp in zip(ba.requests, br.responses):
         k = req.WhichOneof("value")
@@ -627,6 +622,14 @@ def _whole_response_ok(ba: BatchRequest, br: BatchResponse) -> bool:
             return False
         if k in kb.RANGE_KINDS and getattr(resp, k).header.HasField("resume_span"):
             return False
+    for fd, _ in h.ListFields():
+        if fd.name not in _TS_AND_TXN:
+            h.ClearField(fd.name)
+    # A zero timestamp is never merged into a fresh response: absent there.
+    if h.HasField("timestamp") and not (h.timestamp.wall_time or h.timestamp.logical):
+        h.ClearField("timestamp")
+    if br.HasField("now") and not (br.now.wall_time or br.now.logical):
+        br.ClearField("now")
     return True
 
 
