@@ -421,6 +421,11 @@ class _Peer:
         await self.channel.close()
 
 
+def _expire(fut: asyncio.Future[Any]) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError())
+
+
 class _StreamBroken(ConnectionError):
     def __init__(self, why: str, maybe_delivered: bool) -> None:
         super().__init__(why)
@@ -439,7 +444,8 @@ class _BatchStream:
         )
         self.next_id = 1
         self.waiting: dict[int, asyncio.Future[services_pb2.BatchStreamResponse]] = {}
-        self.outbox: list[services_pb2.BatchStreamRequest] = []
+        # The next frame, filled in place (one copy of each request).
+        self.outbox = services_pb2.BatchStreamRequests()
         self.wake = asyncio.Event()
         self.written: set[int] = set()  # ids whose frame went (or is going) out
         self.broken = False
@@ -454,11 +460,14 @@ class _BatchStream:
             asyncio.get_running_loop().create_future()
         )
         self.waiting[rid] = fut
-        self.outbox.append(services_pb2.BatchStreamRequest(id=rid, request=req))
+        self.outbox.requests.add(id=rid, request=req)
         self.wake.set()
         node_id = self.peer.node_id
+        # A timer on the future itself (asyncio.wait_for adds a second future
+        # and a callback chain per call).
+        timer = fut.get_loop().call_later(timeout, _expire, fut)
         try:
-            resp = await asyncio.wait_for(fut, timeout)
+            resp = await fut
         except TimeoutError:
             raise delivery_failure(
                 node_id, req, maybe_delivered=True, detail=f"no response within {timeout:.3f}s"
@@ -468,6 +477,7 @@ class _BatchStream:
                 node_id, req, maybe_delivered=exc.maybe_delivered, detail=str(exc)
             ) from None
         finally:
+            timer.cancel()
             self.waiting.pop(rid, None)
             self.written.discard(rid)
         if resp.error:
@@ -479,14 +489,14 @@ class _BatchStream:
             while True:
                 await self.wake.wait()
                 self.wake.clear()
-                if not self.outbox:
+                if not self.outbox.requests:
                     continue
                 await asyncio.sleep(0)  # let the next turn's requests join (see _write_loop)
-                frame, self.outbox = self.outbox, []
-                ids = [m.id for m in frame]
+                frame, self.outbox = self.outbox, services_pb2.BatchStreamRequests()
+                ids = [m.id for m in frame.requests]
                 self.written.update(ids)
                 try:
-                    await self.stream.write(services_pb2.BatchStreamRequests(requests=frame))
+                    await self.stream.write(frame)
                 except asyncio.CancelledError:
                     raise
                 except Exception as exc:

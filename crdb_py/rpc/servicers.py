@@ -103,12 +103,13 @@ class InternalServicer(services_pb2_grpc.InternalServicer):
         await context.send_initial_metadata(((NODE_ID_METADATA, str(t.node_id)),))
         loop = asyncio.get_running_loop()
         tasks: set[asyncio.Task[None]] = set()
-        outbox: list[services_pb2.BatchStreamResponse] = []
+        # The next frame, filled in place (one copy of each response).
+        outbox = services_pb2.BatchStreamResponses()
         wake = asyncio.Event()
 
         async def serve(m: services_pb2.BatchStreamRequest) -> None:
             resp = await call_handler_batch(handler, m.request, node_id=t.node_id)
-            outbox.append(services_pb2.BatchStreamResponse(id=m.id, response=resp))
+            outbox.responses.add(id=m.id, response=resp)
             wake.set()
 
         async def write() -> None:
@@ -119,9 +120,9 @@ class InternalServicer(services_pb2_grpc.InternalServicer):
                 await wake.wait()
                 await asyncio.sleep(0)
                 wake.clear()
-                if outbox:
-                    frame, outbox = outbox, []
-                    await context.write(services_pb2.BatchStreamResponses(responses=frame))
+                if outbox.responses:
+                    frame, outbox = outbox, services_pb2.BatchStreamResponses()
+                    await context.write(frame)
 
         writer = loop.create_task(write())
         try:
@@ -135,7 +136,7 @@ class InternalServicer(services_pb2_grpc.InternalServicer):
                     task.add_done_callback(tasks.discard)
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
-            while outbox and not writer.done():
+            while outbox.responses and not writer.done():
                 await asyncio.sleep(0.001)
         finally:
             writer.cancel()
