@@ -104,6 +104,7 @@ _CLASS: dict[str, type[DatabaseError]] = {
     "2B": ProgrammingError, "0A": NotSupportedError, "25": InternalError, "XX": InternalError,
     "08": OperationalError, "53": OperationalError, "54": OperationalError,
     "55": OperationalError, "57": OperationalError, "58": OperationalError, "21": DataError,
+    "72": OperationalError,  # snapshot too old: history below the GC threshold
 }
 
 

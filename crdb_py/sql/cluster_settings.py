@@ -1,7 +1,9 @@
-"""SET / SHOW CLUSTER SETTING: the two transaction knobs, stored in KV.
+"""SET / SHOW CLUSTER SETTING: the two transaction knobs and the GC TTL, in KV.
 
 A cluster setting lives in the system key space at ``\\x03settings/<name>``
-(value: the text ``true`` / ``false``), written by ``SET CLUSTER SETTING``
+(value: the text ``true`` / ``false``, or decimal digits for an integer
+setting such as ``gc.ttlseconds``, which the stores' GC queues read on each
+run — crdb_py/kvserver/gc_queue.py), written by ``SET CLUSTER SETTING``
 in its own implicit transaction (inside BEGIN it is refused, 25001, as in
 CockroachDB). The value takes effect through the gateway's `db.settings`
 (`crdb_py/kvclient/txn/settings.py`), which every new KV transaction
@@ -34,6 +36,9 @@ KNOWN: dict[str, str] = {  # name -> TxnConfig field
     PARALLEL_COMMITS_ENABLED: "parallel_commits",
     WRITE_PIPELINING_ENABLED: "write_pipelining",
 }
+INT_SETTINGS: dict[str, int] = {  # name -> default (read by the servers, not the gateway)
+    "gc.ttlseconds": 25 * 3600,
+}
 REFRESH_INTERVAL = 1.0
 _last_refresh: dict[int, float] = {}  # id(store) -> monotonic time
 
@@ -44,7 +49,7 @@ def setting_key(name: str) -> bytes:
 
 def _check(name: str) -> str:
     n = name.strip().strip('"').lower()
-    if n not in KNOWN:
+    if n not in KNOWN and n not in INT_SETTINGS:
         raise E.SQLError(f"unknown cluster setting {name!r}", "42704")
     return n
 
@@ -58,9 +63,20 @@ def parse_bool(text: str) -> bool:
     raise E.SQLError(f"invalid value for a bool setting: {text!r}", "22023")
 
 
-def set_setting(buf: WriteBuffer, name: str, value: str) -> tuple[str, bool]:
+def parse_int(name: str, text: str) -> int:
+    v = text.strip().strip("'\"")
+    if not v.isdigit():
+        raise E.SQLError(f"invalid value for {name}: {text!r} (a whole number >= 0)", "22023")
+    return int(v)
+
+
+def set_setting(buf: WriteBuffer, name: str, value: str) -> tuple[str, bool | int]:
     """Buffer the write; returns (name, value) for `apply_local` after commit."""
     n = _check(name)
+    if n in INT_SETTINGS:
+        i = parse_int(n, value)
+        buf.put(setting_key(n), str(i).encode())
+        return n, i
     v = parse_bool(value)
     buf.put(setting_key(n), b"true" if v else b"false")
     return n, v
@@ -73,19 +89,26 @@ def _default(store: Any, name: str) -> bool:
     return bool(getattr(TxnConfig(), KNOWN[name]))
 
 
-async def show_setting(buf: WriteBuffer, store: Any, name: str) -> bool:
+async def show_setting(buf: WriteBuffer, store: Any, name: str) -> bool | int:
     n = _check(name)
     raw = await buf.get(setting_key(n))
+    if n in INT_SETTINGS:
+        return INT_SETTINGS[n] if raw is None or not raw.isdigit() else int(raw)
     return _default(store, n) if raw is None else raw == b"true"
 
 
-async def show_all(buf: WriteBuffer, store: Any) -> list[tuple[str, bool]]:
-    return [(n, await show_setting(buf, store, n)) for n in sorted(KNOWN)]
+async def show_all(buf: WriteBuffer, store: Any) -> list[tuple[str, str]]:
+    """Every setting as text (CockroachDB's SHOW ALL CLUSTER SETTINGS shape)."""
+    out = []
+    for n in sorted([*KNOWN, *INT_SETTINGS]):
+        v = await show_setting(buf, store, n)
+        out.append((n, str(v).lower() if isinstance(v, bool) else str(v)))
+    return out
 
 
-def apply_local(store: Any, name: str, value: bool) -> None:
+def apply_local(store: Any, name: str, value: bool | int) -> None:
     s = getattr(store, "settings", None)
-    if s is not None:
+    if s is not None and name in KNOWN:  # integer settings are read by the servers
         s.set(name, value)
 
 

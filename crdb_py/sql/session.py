@@ -52,7 +52,7 @@ from crdb_py.sql.plancache import PlanCache
 from crdb_py.sql.planner import speculative_point_keys
 from crdb_py.sql.runtime import Canceller, ExecCtx, Result
 from crdb_py.sql.show import run_show
-from crdb_py.sql.types import T_BOOL, T_STRING, UTC
+from crdb_py.sql.types import T_BOOL, T_INT, T_STRING, UTC
 from crdb_py.util.errors import ConditionFailedError, CrdbError
 
 RESTART_SAVEPOINT = "cockroach_restart"
@@ -502,8 +502,10 @@ class Session:
                 x.buf, self.store, m.group(1)))] if m
                 else await cluster_settings.show_all(x.buf, self.store))
             if m:
-                return Result([(pairs[0][0], T_BOOL)], [(pairs[0][1],)], 1)
-            return Result([("variable", T_STRING), ("value", T_BOOL)], pairs, len(pairs))
+                v = pairs[0][1]
+                return Result([(pairs[0][0], T_BOOL if isinstance(v, bool) else T_INT)],
+                              [(v,)], 1)
+            return Result([("variable", T_STRING), ("value", T_STRING)], pairs, len(pairs))
         if k == "show" and stmt.arg.strip().lower() in SESSION_VARS:
             name = stmt.arg.strip().lower()
             return Result([(name, T_STRING)], [(self.vars.get(name, SESSION_VARS[name]),)], 1)

@@ -47,9 +47,31 @@ def test_as_of_system_time_below_the_gc_threshold_is_a_clear_error() -> None:
         cur.execute("SELECT k, v FROM t ORDER BY k")
         assert cur.fetchall() == [(1, "new"), (2, "two")]
         for ts in (as_of, "'-1h'"):
-            with pytest.raises(crdb_py.dbapi.DatabaseError) as ei:
+            with pytest.raises(crdb_py.dbapi.OperationalError) as ei:
                 cur.execute(f"SELECT v FROM t AS OF SYSTEM TIME {ts}")
             assert ei.value.sqlstate == "72000", ei.value
             assert "must be after replica GC threshold" in str(ei.value)
+    finally:
+        conn.close()
+
+
+def test_gc_ttl_is_a_cluster_setting() -> None:
+    """`SET CLUSTER SETTING gc.ttlseconds` is what every store's GC queue reads."""
+    conn = crdb_py.connect()
+    try:
+        conn.autocommit = True
+        cur = conn.cursor()
+        cur.execute("SHOW CLUSTER SETTING gc.ttlseconds")
+        assert cur.fetchall() == [(90000,)]
+        cur.execute("SET CLUSTER SETTING gc.ttlseconds = 7")
+        cur.execute("SHOW CLUSTER SETTING gc.ttlseconds")
+        assert cur.fetchall() == [(7,)]
+        queue = _store(conn).gc_queue
+        assert conn._backend.run(queue.ttl_seconds(), timeout=30) == 7.0  # type: ignore[attr-defined]
+        for bad in ("-5", "'soon'", "1.5"):
+            with pytest.raises(crdb_py.dbapi.DataError):
+                cur.execute(f"SET CLUSTER SETTING gc.ttlseconds = {bad}")
+        cur.execute("SHOW ALL CLUSTER SETTINGS")
+        assert ("gc.ttlseconds", "7") in cur.fetchall()
     finally:
         conn.close()
