@@ -340,7 +340,7 @@ def date_trunc(unit: str, v: Any) -> dt.datetime:
     raise E.SQLError(f"unsupported timespan: {unit}", "22023")
 
 
-_STRFTIME_OK = frozenset("YmdHMSIpjy%")
+_STRFTIME_OK = frozenset("YmdHMSIjy%")
 
 
 def to_char(v: Any, fmt: str) -> str:
@@ -354,7 +354,7 @@ def to_char(v: Any, fmt: str) -> str:
         if ch == "%":
             if i + 1 >= len(fmt) or fmt[i + 1] not in _STRFTIME_OK:
                 raise E.unsupported(f"to_char pattern {fmt!r}: only YYYY YY MM DD DDD HH24 "
-                                    "HH12 AM MI SS are supported")
+                                    "HH12 MI SS are supported")
             i += 2
             continue
         if ch.isalpha():

@@ -284,6 +284,12 @@ def _aggregate(f: exp.Expression, comp: Compiler, items: list[Any]) -> Evaluator
                         running.add(vals[upto])
                 out[i] = running.value() if hi >= 0 else fold([])
             return
+        if len(idxs) > 32 and kind in _MONOID:  # sliding frames: O(log n) per row
+            tree = _SegTree(vals, *_MONOID[kind])
+            for k, i in enumerate(idxs):
+                lo, hi = fr[k]
+                out[i] = tree.query(lo, hi) if lo <= hi else fold([])
+            return
         cache: dict[tuple[int, int], Any] = {}
         for k, i in enumerate(idxs):
             lo, hi = fr[k]
@@ -291,6 +297,68 @@ def _aggregate(f: exp.Expression, comp: Compiler, items: list[Any]) -> Evaluator
                 cache[(lo, hi)] = fold([v for v in vals[lo:hi + 1] if v is not None])
             out[i] = cache[(lo, hi)]
     return agg
+
+
+class _SegTree:
+    """A segment tree over a partition's values for one aggregate monoid
+    (`leaf(v)`, `combine(a, b)` with `None` as identity, `final(acc)`), so
+    any frame is answered in O(log n): a frame sliding over the partition
+    (`ROWS BETWEEN CURRENT ROW AND UNBOUNDED FOLLOWING`, wide offsets)
+    would be quadratic as one fold per row."""
+
+    __slots__ = ("n", "t", "combine", "final")
+
+    def __init__(self, vals: list[Any], leaf: Callable[[Any], Any],
+                 combine: Callable[[Any, Any], Any], final: Callable[[Any], Any]) -> None:
+        self.n = n = len(vals)
+        self.combine, self.final = combine, final
+        self.t: list[Any] = [None] * n + [None if v is None else leaf(v) for v in vals]
+        for i in range(n - 1, 0, -1):
+            self.t[i] = _opt(combine, self.t[2 * i], self.t[2 * i + 1])
+
+    def query(self, lo: int, hi: int) -> Any:
+        left: Any = None
+        right: Any = None
+        lo += self.n
+        hi += self.n + 1
+        c, t = self.combine, self.t
+        while lo < hi:  # left and right parts kept apart: min/max ties stay in order
+            if lo & 1:
+                left = _opt(c, left, t[lo])
+                lo += 1
+            if hi & 1:
+                hi -= 1
+                right = _opt(c, t[hi], right)
+            lo >>= 1
+            hi >>= 1
+        return self.final(_opt(c, left, right))
+
+
+def _opt(c: Callable[[Any, Any], Any], a: Any, b: Any) -> Any:
+    return b if a is None else a if b is None else c(a, b)
+
+
+def _num_leaf(v: Any) -> Any:
+    FOLDS[exp.Sum]([v])  # 42883 for a non-number, as the plain aggregate
+    return v
+
+
+def _avg_final(acc: Any) -> Any:
+    if acc is None:
+        return None
+    s, n, floaty = acc
+    return float(s) / n if floaty else Decimal(s) / Decimal(n)
+
+
+_MONOID: dict[type, tuple[Callable[[Any], Any], Callable[[Any, Any], Any],
+                          Callable[[Any], Any]]] = {
+    exp.Count: (lambda v: 1, lambda a, b: a + b, lambda acc: acc or 0),
+    exp.Sum: (_num_leaf, _add, lambda acc: acc),
+    exp.Avg: (lambda v: (_num_leaf(v), 1, isinstance(v, float)),
+              lambda a, b: (_add(a[0], b[0]), a[1] + b[1], a[2] or b[2]), _avg_final),
+    exp.Min: (lambda v: v, lambda a, b: a if compare(a, b) <= 0 else b, lambda acc: acc),
+    exp.Max: (lambda v: v, lambda a, b: a if compare(a, b) >= 0 else b, lambda acc: acc),
+}
 
 
 class _Running:

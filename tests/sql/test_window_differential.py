@@ -160,3 +160,13 @@ def test_checker_catches_a_wrong_window() -> None:
         raise AssertionError("a wrong rank() went unnoticed")
     finally:
         exec_window._evaluator = orig  # type: ignore[assignment]
+
+
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(rows=st.lists(st.tuples(st.sampled_from(["a", "b", None]), st.none() | st.integers(-50, 50),
+                               st.none() | st.integers(-3, 3)), min_size=40, max_size=120),
+       queries=st.lists(window_query(), min_size=3, max_size=3))
+def test_long_partitions_match_sqlite(rows: list[tuple[Any, Any, Any]], queries: list[str]) -> None:
+    """Partitions over 32 rows answer sliding frames from a segment tree."""
+    check(rows, queries)
