@@ -68,6 +68,10 @@ from crdb_py.util.hlc import HLC, Timestamp, ts_from_proto, ts_to_proto
 log = logging.getLogger(__name__)
 
 RANGE_ID_GENERATOR_KEY = keys.SYSTEM_PREFIX + b"range-idgen"
+# Stored as the SQL/kvclient cluster settings are (b"\x03settings/" + name).
+TIME_UNTIL_STORE_DEAD_SETTING = "server.time_until_store_dead"
+TIME_UNTIL_STORE_DEAD_KEY = b"\x03settings/" + TIME_UNTIL_STORE_DEAD_SETTING.encode()
+SETTINGS_REFRESH_INTERVAL = 2.0  # seconds between reads of the setting
 _SEND_BEFORE_SYNC = frozenset({MessageType.APP, MessageType.HEARTBEAT, MessageType.SNAP})
 BOOTSTRAP_TS = Timestamp(1, 0)
 DISK_FAILURE_EXIT = 74  # sysexits.h EX_IOERR
@@ -108,6 +112,11 @@ class StoreConfig:
     gc_txn_cleanup_threshold_nanos: int = 3600 * 1_000_000_000
     gc_batch_keys: int = 256
     gc_scan_records: int = 4096
+    # A node not live (per the NodeDialer) for this many seconds on end is
+    # *dead*: leaseholders replace its replicas (replicate_queue.py).
+    # CockroachDB's ``server.time_until_store_dead``; the cluster setting of
+    # that name (seconds, in KV) overrides it.
+    time_until_store_dead: float = 300.0
 
 
 class NodeDialer(Protocol):
@@ -168,6 +177,11 @@ class Store:
         self._inflight: dict[int, Replica] = {}
         self.on_fatal: Callable[[BaseException], None] = exit_on_disk_failure
         self.gc_queue = GCQueue(self)
+        # Dead-node detection (see `observe_liveness`): node id -> loop time
+        # since which it has been seen not live without interruption.
+        self._not_live_since: dict[int, float] = {}
+        self._store_dead_override: float | None = None
+        self._settings_read_at: float | None = None
 
     # ---- txn machinery over the cluster KV client (created once kv is set) ----
 
@@ -443,6 +457,7 @@ class Store:
     def _run_queues(self) -> None:
         from crdb_py.kvserver.replicate_queue import maybe_replicate
 
+        self.observe_liveness()
         for r in list(self.replicas.values()):
             if r.destroyed or r.desc is None:
                 continue
@@ -454,6 +469,65 @@ class Store:
             total = r.stats.key_bytes + r.stats.val_bytes
             if total > self.config.range_max_bytes:
                 self._spawn(("split", r.range_id), self._split_by_size(r, total))
+
+    # ---- dead nodes ----------------------------------------------------------------
+
+    def _now(self) -> float:
+        return (self._loop or asyncio.get_running_loop()).time()
+
+    def observe_liveness(self) -> None:
+        """Note which nodes holding our ranges' replicas are live now. A
+        node is *dead* once every observation for `time_until_store_dead`
+        seconds found it not live; one live observation resets it. Only this
+        store's own observations count (a restarted store starts afresh), so
+        a node is never declared dead sooner than the timeout, only later."""
+        now = self._now()
+        live = set(self.node_dialer.live_node_ids())
+        live.add(self.config.node_id)
+        seen: set[int] = set()
+        for r in self.replicas.values():
+            if r.desc is not None and not r.destroyed:
+                seen.update(x.node_id for x in r.desc.replicas)
+        since = self._not_live_since
+        for n in list(since):
+            if n in live or n not in seen:
+                del since[n]
+        for n in seen - live:
+            since.setdefault(n, now)
+        self._maybe_refresh_settings(now)
+
+    def time_until_store_dead(self) -> float:
+        v = self._store_dead_override
+        return float(self.config.time_until_store_dead) if v is None else v
+
+    def dead_node_ids(self) -> set[int]:
+        """Nodes continuously not live for longer than `time_until_store_dead`."""
+        limit = self.time_until_store_dead()
+        now = self._now()
+        return {n for n, t in self._not_live_since.items() if now - t > limit}
+
+    def _maybe_refresh_settings(self, now: float) -> None:
+        last = self._settings_read_at
+        if self.kv is None or (last is not None and now - last < SETTINGS_REFRESH_INTERVAL):
+            return
+        self._settings_read_at = now
+        self._spawn(("settings", 0), self._read_store_dead_setting())
+
+    async def _read_store_dead_setting(self) -> None:
+        ba = api_pb2.BatchRequest()
+        ba.requests.add().get.header.key = TIME_UNTIL_STORE_DEAD_KEY
+        try:
+            br = await asyncio.wait_for(self._kv_send(ba), 5.0)
+            v = br.responses[0].get
+            value = float(v.value.raw_bytes) if v.HasField("value") else None
+        except Exception as e:  # unreadable: keep what we had
+            log.debug("n%d: cannot read %s: %s", self.config.node_id, TIME_UNTIL_STORE_DEAD_SETTING, e)
+            return
+        if value is not None and not value > 0:  # zero, negative, NaN
+            log.warning("n%d: ignoring %s = %r (must be > 0)", self.config.node_id,
+                        TIME_UNTIL_STORE_DEAD_SETTING, value)
+            value = None
+        self._store_dead_override = value
 
     def _truncate_log(self, r: Replica) -> None:
         st = r.raft_storage
