@@ -477,6 +477,27 @@ BY_CLASS: dict[type, tuple[Builtin, tuple[str, ...]]] = {
     exp.TimeToStr: (BY_NAME["to_char"], ("this", "format")),
 }
 
+# Column names PostgreSQL gives calls that sqlglot parses into its own classes.
+_OUTPUT_NAMES = {
+    exp.TimestampTrunc: "date_trunc", exp.StrPosition: "strpos", exp.ConcatWs: "concat_ws",
+    exp.TimeToStr: "to_char", exp.GroupConcat: "string_agg", exp.LogicalAnd: "bool_and",
+    exp.LogicalOr: "bool_or", exp.CurrentVersion: "version", exp.CurrentUser: "current_user",
+    exp.CurrentDatabase: "current_database", exp.CurrentDate: "current_date",
+    exp.CurrentTimestamp: "now", exp.Rand: "random", exp.SplitPart: "split_part",
+    exp.StartsWith: "starts_with", exp.Hex: "to_hex", exp.RowNumber: "row_number",
+    exp.DenseRank: "dense_rank", exp.PercentRank: "percent_rank", exp.CumeDist: "cume_dist",
+    exp.FirstValue: "first_value", exp.LastValue: "last_value", exp.NthValue: "nth_value",
+    exp.ArrayAgg: "array_agg", exp.Pow: "power",
+}
+
+
+def output_name(e: exp.Func) -> str:
+    """The result column name of a function call without an alias."""
+    if isinstance(e, exp.Pad):
+        return "lpad" if e.args.get("is_left") else "rpad"
+    return _OUTPUT_NAMES.get(type(e)) or type(e).__name__.lower()
+
+
 _UNIT_WORD = re.compile(r"^[a-z]+$", re.I)
 
 

@@ -790,8 +790,8 @@ def output_name(e: exp.Expression) -> str:
         return e.name
     if isinstance(e, exp.Anonymous):
         return str(e.this).lower()
+    if isinstance(e, exp.Window | exp.Cast):
+        return output_name(e.this)
     if isinstance(e, exp.Func):
-        return type(e).__name__.lower() if not isinstance(e, exp.Cast) else output_name(e.this)
-    if isinstance(e, exp.Literal | exp.Boolean | exp.Null):
-        return "?column?"
+        return B.output_name(e)
     return "?column?"
