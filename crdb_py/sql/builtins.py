@@ -141,6 +141,22 @@ def repeat(s: str, n: int) -> str:
 
 
 # -- numbers ---------------------------------------------------------------------------
+def round_(v: Any, n: int = 0) -> Any:
+    if isinstance(v, float):
+        return float(round(Decimal(repr(v)), n)) if math.isfinite(v) else v
+    if isinstance(v, Decimal):
+        return v.quantize(Decimal(1).scaleb(-n), "ROUND_HALF_UP")
+    return v
+
+
+def substring(s: Any, start: Any = 1, length: Any = None) -> Any:
+    begin = start - 1
+    end = None if length is None else start - 1 + length
+    if length is not None and length < 0:
+        raise E.SQLError("negative substring length not allowed", "22011")
+    return s[max(begin, 0): None if end is None else max(end, 0)]
+
+
 def power(a: Any, b: Any) -> Any:
     if _is_int(a) and _is_int(b):
         if b < 0:
@@ -476,6 +492,37 @@ BY_CLASS: dict[type, tuple[Builtin, tuple[str, ...]]] = {
     exp.Pi: (BY_NAME["pi"], ()), exp.CurrentVersion: (BY_NAME["version"], ()),
     exp.TimeToStr: (BY_NAME["to_char"], ("this", "format")),
 }
+
+def quantified(e: exp.Expression) -> tuple[list[exp.Expression] | None, bool]:
+    """(the elements, is ALL) of `ANY (ARRAY[...])` / `ALL (ARRAY[...])`;
+    (None, False) for anything else. Other operands (a subquery, an array
+    parameter) need ARRAY values: 0A000."""
+    is_all = isinstance(e, exp.Anonymous) and str(e.this).upper() == "ALL"
+    if not (isinstance(e, exp.Any) or is_all):
+        return None, False
+    inner = e.expressions[0] if is_all and e.expressions else e.this
+    while isinstance(inner, exp.Paren):
+        inner = inner.this
+    if not isinstance(inner, exp.Array):
+        raise E.unsupported(f"{'ALL' if is_all else 'ANY'} over anything but an ARRAY[...] literal")
+    return list(inner.expressions), is_all
+
+
+def any_all(v: Any, xs: list[Any], ok: Callable[[int], bool], is_all: bool,
+            compare: Callable[[Any, Any], int]) -> Any:
+    """Three-valued `v op ANY/ALL (xs)` (an empty array: ANY false, ALL true)."""
+    if not xs:
+        return is_all
+    if v is None:
+        return None
+    saw_null = False
+    for x in xs:
+        if x is None:
+            saw_null = True
+        elif ok(compare(v, x)) != is_all:
+            return not is_all
+    return None if saw_null else is_all
+
 
 # Column names PostgreSQL gives calls that sqlglot parses into its own classes.
 _OUTPUT_NAMES = {

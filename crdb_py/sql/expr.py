@@ -304,29 +304,13 @@ def like_regex(pattern: str, ci: bool) -> re.Pattern[str]:
     return re.compile("".join(out), re.S | (re.I if ci else 0))
 
 
-def _round(v: Any, n: int = 0) -> Any:
-    if isinstance(v, float):
-        return float(round(Decimal(repr(v)), n)) if math.isfinite(v) else v
-    if isinstance(v, Decimal):
-        return v.quantize(Decimal(1).scaleb(-n), "ROUND_HALF_UP")
-    return v
-
-
-def _substring(s: Any, start: Any = 1, length: Any = None) -> Any:
-    begin = start - 1
-    end = None if length is None else start - 1 + length
-    if length is not None and length < 0:
-        raise E.SQLError("negative substring length not allowed", "22011")
-    return s[max(begin, 0): None if end is None else max(end, 0)]
-
-
 def _length(s: Any) -> int:
     return len(s)
 
 
 # functions of expr.py's own (the rest are builtins.BY_NAME)
 SCALAR: dict[str, Callable[..., Any]] = {
-    "round": _round, "substring": _substring, "substr": _substring,
+    "round": B.round_, "substring": B.substring, "substr": B.substring,
     "floor": lambda v: v.__floor__() if isinstance(v, Decimal) else float(math.floor(v)),
     "ceil": lambda v: v.__ceil__() if isinstance(v, Decimal) else float(math.ceil(v)),
     "ceiling": lambda v: v.__ceil__() if isinstance(v, Decimal) else float(math.ceil(v)),
@@ -421,6 +405,10 @@ class Compiler(AggregateMixin):
 
     # -- operators -------------------------------------------------------------------
     def _cmp(self, e: exp.Binary, ok: Callable[[int], bool]) -> Fn:
+        arr, is_all = B.quantified(e.expression)  # x op ANY / ALL (ARRAY[...])
+        if arr is not None:
+            a, items = self.compile(e.this), [self.compile(i) for i in arr]
+            return lambda r: B.any_all(a(r), [g(r) for g in items], ok, is_all, compare)
         a, b = self.compile(e.this), self.compile(e.expression)
         ca, cb = _untyped(e.this), _untyped(e.expression)
 
@@ -630,7 +618,7 @@ class Compiler(AggregateMixin):
         args = [e.this, e.args.get("start") or exp.Literal.number(1)]
         if e.args.get("length") is not None:
             args.append(e.args["length"])
-        return self._call(_substring, args)
+        return self._call(B.substring, args)
 
     def _trim(self, e: exp.Trim) -> Fn:
         pos = str(e.args.get("position") or "BOTH").upper()

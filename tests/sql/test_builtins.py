@@ -136,3 +136,25 @@ def test_to_char_unsupported_is_0A000(fmt: str) -> None:
     with pytest.raises(SQLError) as ei:
         B.to_char(dt.datetime(2024, 1, 1), fmt)
     assert ei.value.sqlstate == "0A000"
+
+
+def test_result_column_names_follow_postgres() -> None:
+    import asyncio
+
+    from crdb_py.sql.session import Session
+    from tests.sql.fake_kv import FakeKV
+
+    loop = asyncio.new_event_loop()
+    try:
+        s = Session(FakeKV())
+        loop.run_until_complete(s.execute("CREATE TABLE cn (k INT PRIMARY KEY, v INT)"))
+        res = loop.run_until_complete(s.execute(
+            "SELECT row_number() OVER (), avg(k) OVER (), date_trunc('day', now()), "
+            "lpad('a', 2), rpad('a', 2), strpos('a', 'b'), extract(year FROM now()), "
+            "concat_ws(',', 'a'), version(), current_database(), upper('a'), "
+            "lag(k) OVER (), k::STRING, string_agg('a', ',') AS s FROM cn GROUP BY k"))
+        assert [c for c, _ in res.columns] == [
+            "row_number", "avg", "date_trunc", "lpad", "rpad", "strpos", "extract",
+            "concat_ws", "version", "current_database", "upper", "lag", "k", "s"]
+    finally:
+        loop.close()
