@@ -301,10 +301,27 @@ class EtcdSystem:
         self.version = ""
         atexit.register(self.close)
 
-    def start(self, timeout: float = 30.0) -> None:
+    def start(self, timeout: float = 30.0, attempts: int = 3) -> None:
+        """Start the three members; a member that exits at start (a port
+        taken between `free_port()` and etcd's bind, with other jobs on the
+        machine) is retried on fresh ports and data directories."""
         self.version = subprocess.run(
             [self.binary, "--version"], capture_output=True, text=True, check=False
         ).stdout.split("\n")[0]
+        for attempt in range(attempts):
+            try:
+                self._start_once(timeout)
+                return
+            except RuntimeError:
+                if attempt == attempts - 1:
+                    raise
+                self._stop_members()
+                shutil.rmtree(self.dir, ignore_errors=True)
+                os.makedirs(self.dir)
+                self.client_ports = [free_port() for _ in range(3)]
+                self.peer_ports = [free_port() for _ in range(3)]
+
+    def _start_once(self, timeout: float) -> None:
         initial = ",".join(f"m{i}=http://127.0.0.1:{p}" for i, p in enumerate(self.peer_ports))
         pdeath = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
         for i in range(3):
@@ -337,7 +354,9 @@ class EtcdSystem:
                 while True:
                     for p in self.procs:
                         if p.poll() is not None:
-                            raise RuntimeError(f"etcd exited with {p.returncode}; logs in {self.dir}")
+                            raise RuntimeError(
+                                f"etcd exited with {p.returncode}: {self._log_tail()}"
+                            )
                     try:
                         await put(b"ready", b"1", timeout=2.0)
                         break
@@ -379,7 +398,14 @@ class EtcdSystem:
 
         return self.run_async(go())
 
-    def close(self) -> None:
+    def _log_tail(self) -> str:
+        tails = []
+        for i in range(3):
+            with contextlib.suppress(OSError), open(os.path.join(self.dir, f"m{i}.log")) as f:
+                tails.append(f"m{i}: " + " | ".join(f.read().strip().splitlines()[-2:]))
+        return "; ".join(tails)
+
+    def _stop_members(self) -> None:
         for p in self.procs:
             if p.poll() is None:
                 p.terminate()
@@ -390,6 +416,9 @@ class EtcdSystem:
                 p.kill()
                 p.wait()
         self.procs = []
+
+    def close(self) -> None:
+        self._stop_members()
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
