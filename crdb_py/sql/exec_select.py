@@ -504,8 +504,9 @@ def _check_grouped(exprs: list[exp.Expression], gexprs: list[exp.Expression],
     gcols = {scope.resolve(g.table or None, g.name) for g in gexprs if isinstance(g, exp.Column)}
     gsql = {g.sql() for g in gexprs if not isinstance(g, exp.Column)}
 
-    def prune(n: exp.Expression) -> bool:
-        return isinstance(n, (*AGGS, exp.Subquery, exp.Exists)) or (
+    def prune(n: exp.Expression) -> bool:  # a window's aggregate is not: sum(x) OVER ()
+        return (isinstance(n, AGGS) and not isinstance(n.parent, exp.Window)) or isinstance(
+            n, exp.Subquery | exp.Exists) or (
             bool(gsql) and not isinstance(n, exp.Column) and n.sql() in gsql)
 
     for e in exprs:
