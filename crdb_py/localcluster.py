@@ -33,7 +33,9 @@ stores the two cluster settings in KV once the cluster is up (when they
 differ from the defaults); `set_setting(name, value)` changes one at run
 time. `kv()`'s client applies a change at once and also follows changes made
 elsewhere (SQL ``SET CLUSTER SETTING``) through a settings refresher
-(crdb_py/kvclient/txn/cluster_settings.py).
+(crdb_py/kvclient/txn/cluster_settings.py). `time_until_store_dead=s`
+stores ``server.time_until_store_dead`` (read by the stores' replicate
+queues: replicas of a node down that long are replaced; 300 s by default).
 
 Failpoints in node processes. `node_env={i: {...}}` adds environment
 variables to node `i`'s process, e.g. ``{"CRDB_PY_FAILPOINTS":
@@ -148,6 +150,7 @@ class LocalCluster:
         parallel_commits: bool = True,
         write_pipelining: bool = True,
         node_env: dict[int, dict[str, str]] | None = None,
+        time_until_store_dead: float | None = None,
     ) -> None:
         if nodes < 1:
             raise ValueError("a cluster needs at least one node")
@@ -173,6 +176,7 @@ class LocalCluster:
             PARALLEL_COMMITS_ENABLED: parallel_commits,
             WRITE_PIPELINING_ENABLED: write_pipelining,
         }
+        self._time_until_store_dead = time_until_store_dead
         self._node_env: dict[int, dict[str, str]] = {
             i: dict(e) for i, e in (node_env or {}).items()
         }
@@ -286,6 +290,15 @@ class LocalCluster:
         for name, value in self._initial_settings.items():
             if value is not True:  # the default needs no write
                 self.set_setting(name, value)
+        if self._time_until_store_dead is not None:
+            self.set_time_until_store_dead(self._time_until_store_dead)
+
+    def set_time_until_store_dead(self, seconds: float) -> None:
+        """Cluster setting ``server.time_until_store_dead`` (seconds), read by
+        every store within a few seconds (crdb_py/kvserver/store.py)."""
+        from crdb_py.kvserver.store import TIME_UNTIL_STORE_DEAD_KEY
+
+        self._run(self.kv().db.put(TIME_UNTIL_STORE_DEAD_KEY, repr(float(seconds)).encode()))
 
     def set_setting(self, name: str, value: Any) -> None:
         """Set cluster setting `name` (e.g. ``kv.transaction.parallel_commits_enabled``)

@@ -216,9 +216,11 @@ def test_without_replacement_a_second_failure_loses_a_range():
     async def main():
         c, victim = await setup(dead_after=1e9)
         try:
+            nranges = len(leaseholder_descs(c))
             second, key = sharing(c, victim)
             await c.stop_node(victim)
             await asyncio.sleep(3.0)  # longer than the other test's timeout
+            await wait_until(lambda: len(leaseholder_descs(c)) == nranges, 15, "new leases")
             assert any(victim in [x.node_id for x in d.replicas]
                        for d in leaseholder_descs(c).values())
             await c.stop_node(second)
