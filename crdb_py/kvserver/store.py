@@ -60,6 +60,7 @@ from crdb_py.pb import api_pb2, data_pb2, raft_pb2
 from crdb_py.raft import MessageType
 from crdb_py.raft.wire import message_from_proto, message_to_proto
 from crdb_py.storage import MVCCStats, encode_int_value, mvcc_find_split_key, mvcc_put, mvcc_scan
+from crdb_py.storage.mvcc_key import span_bounds
 from crdb_py.util import keys
 from crdb_py.util.errors import CrdbError, InternalError, RangeNotFoundError
 from crdb_py.util.errwire import error_from_proto, error_to_proto
@@ -425,8 +426,10 @@ class Store:
             if r is None or r.destroyed:
                 r = Replica(self, req.range_id, int(req.to_replica_id))
                 self.replicas[req.range_id] = r
+            elif req.to_replica_id > r.replica_id:
+                r = self._replace_removed_replica(r, int(req.to_replica_id))
             elif r.replica_id != req.to_replica_id:
-                continue  # addressed to an older/newer incarnation
+                continue  # addressed to an older incarnation
             r.replica_nodes[int(req.from_replica_id)] = req.from_node_id
             try:
                 r.raw_node.step(message_from_proto(req.message))
@@ -602,6 +605,37 @@ class Store:
         if campaign:
             r.raw_node.campaign()
         self.enqueue(r)
+
+    def _replace_removed_replica(self, old: Replica, replica_id: int) -> Replica:
+        """Traffic for a newer replica id of a range we hold: our replica was
+        removed from the range (its node was down, it was replaced) and this
+        store was added back since — replica ids are never reused. Drop the
+        stale replica's raft and range-id state and its descriptor, and start
+        the new one uninitialized: it accepts only a snapshot. Its user data
+        stays until the snapshot overwrites the span (the old span may
+        overlap other replicas' data by now, so it is not deleted blindly)."""
+        log.info("n%d: %s was removed from its range; replacing it with replica %d",
+                 self.config.node_id, old, replica_id)
+        old.destroyed = True
+        for p in list(old.proposals.values()):
+            if not p.fut.done():
+                p.fut.set_exception(RangeNotFoundError(old.range_id))
+        old.proposals.clear()
+        self._inflight.pop(old.range_id, None)
+        b = self.engine.new_batch()
+        lo = keys.range_id_prefix(old.range_id)
+        spans = [(lo, keys.prefix_end(lo))]
+        if old.desc is not None:
+            dk = keys.range_descriptor_key(old.desc.start_key)
+            spans.append(span_bounds(dk, keys.next_key(dk)))
+        for s, e in spans:
+            for k, _ in list(self.engine.iter_range(s, e)):
+                b.delete(k)
+        if b.count():
+            self.engine.write(b, sync=False)
+        r = Replica(self, old.range_id, replica_id)
+        self.replicas[old.range_id] = r
+        return r
 
     def on_replica_initialized(self, r: Replica) -> None:
         log.info("n%d: %s initialized from a snapshot", self.config.node_id, r)

@@ -279,3 +279,39 @@ def test_returning_dead_node_does_not_disrupt_its_old_ranges():
             await c.close()
 
     run(main())
+
+
+def test_returned_node_is_added_back_as_the_spare():
+    """A replaced node that comes back holds stale replicas (old replica
+    ids). When another node dies it is the only spare: the leaseholders add
+    it back under new replica ids, and the stale replicas must give way."""
+
+    async def main():
+        c, victim = await setup(dead_after=1.5)
+        try:
+            nranges = len(leaseholder_descs(c))
+            await c.stop_node(victim)
+            await wait_until(lambda: replaced(c, victim, nranges), 40, "first replacement")
+            old_ids = {rid: r.replica_id for rid, r in c.nodes[victim].store.replicas.items()}
+            await c.start_node(victim)
+            second = next(i for i in c.live_node_ids() if i != victim)
+            await c.stop_node(second)
+            await wait_until(lambda: replaced(c, second, nranges), 40, "second replacement")
+            descs = leaseholder_descs(c)
+            for rid, d in descs.items():
+                mine = [x for x in d.replicas if x.node_id == victim]
+                assert len(mine) == 1
+                r = c.nodes[victim].store.replicas[rid]
+                assert r.replica_id == mine[0].replica_id and r.initialized
+                if rid in old_ids:
+                    assert r.replica_id > old_ids[rid]
+            third = next(i for i in c.live_node_ids() if i != victim)
+            await c.stop_node(third)
+            db = c.db(victim)
+            for k in KEYS:
+                await asyncio.wait_for(db.put(k, b"third"), 20)
+                assert await asyncio.wait_for(db.get(k), 10) == b"third"
+        finally:
+            await c.close()
+
+    run(main())
