@@ -97,6 +97,8 @@ def encode(v: Any, oid: int, fmt: int) -> bytes:
         return struct.pack("!q", (d.days * 86400 + d.seconds) * 1_000_000 + d.microseconds)
     if oid == NUMERIC:
         return _binary_numeric(Decimal(v))
+    if oid == INTERVAL and hasattr(v, "months"):  # microseconds, days, months
+        return struct.pack("!qii", v.micros, v.days, v.months)
     raise _bad(f"binary format is not supported for type {NAMES.get(oid, oid)}")
 
 

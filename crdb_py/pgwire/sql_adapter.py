@@ -44,7 +44,7 @@ from crdb_py.sql.users import lookup_verifier
 
 _FAMILY_OID = {T.FLOAT: P.FLOAT8, T.DECIMAL: P.NUMERIC, T.BOOL: P.BOOL, T.BYTES: P.BYTEA,
                T.DATE: P.DATE, T.TIMESTAMP: P.TIMESTAMP, T.TIMESTAMPTZ: P.TIMESTAMPTZ,
-               T.UUID: P.UUID, T.UNKNOWN: P.TEXT}
+               T.UUID: P.UUID, T.INTERVAL: P.INTERVAL, T.UNKNOWN: P.TEXT}
 _STATUS: dict[TxnState, TxnStatus] = {TxnState.NO_TXN: "I", TxnState.OPEN: "T",
                                       TxnState.COMMIT_WAIT: "T", TxnState.ABORTED: "E"}
 # SHOW COLUMNS' data_type -> what PostgreSQL's format_type() prints
