@@ -94,17 +94,21 @@ def new_txn_proto(
 ) -> data_pb2.Transaction:
     """A fresh PENDING txn at the clock's now (read = write = min timestamp)."""
     now = clock.now()
+    wall, logical = now.wall_time, now.logical
     t = data_pb2.Transaction()
-    t.meta.id = uuid.uuid4().bytes
-    t.meta.epoch = 0
-    set_ts(t.meta.write_timestamp, now)
-    set_ts(t.meta.min_timestamp, now)
-    t.meta.priority = priority
-    t.meta.coordinator_node_id = gateway_node_id
+    meta = t.meta
+    meta.id = uuid.uuid4().bytes
+    meta.epoch = 0
+    for ts in (meta.write_timestamp, meta.min_timestamp, t.read_timestamp):
+        ts.wall_time = wall
+        ts.logical = logical
+    meta.priority = priority
+    meta.coordinator_node_id = gateway_node_id
     t.name = name
     t.status = data_pb2.PENDING
-    set_ts(t.read_timestamp, now)
-    set_ts(t.global_uncertainty_limit, now.add(clock.max_offset_nanos))
+    limit = t.global_uncertainty_limit
+    limit.wall_time = wall + clock.max_offset_nanos
+    limit.logical = logical
     return t
 
 
