@@ -31,7 +31,10 @@ or fsync is fatal to the node (`Store.on_fatal`, default: exit).
 Ticks (every `raft_tick_interval`) drive elections, heartbeats, lease
 renewal and reproposals; every few ticks leaseholders also run the
 replicate queue, the size-based split check, raft log truncation and (every
-`gc_queue_interval` seconds per range) the GC queue (gc_queue.py).
+`gc_queue_interval` seconds per range) the GC queue (gc_queue.py). Before
+the queues run, the store notes which nodes holding its ranges' replicas
+are live (`observe_liveness`): a node not live for `time_until_store_dead`
+on end is *dead* and its replicas are replaced (replicate_queue.py).
 
 Bootstrapping writes the first range `[KEY_MIN, KEY_MAX)` with one voter,
 its meta entry and the range-id generator. See docs/design/replication.md.
