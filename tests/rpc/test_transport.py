@@ -97,6 +97,31 @@ def test_raft_messages_coalesced_per_loop_turn_and_ordered(kind: str) -> None:
     run(body())
 
 
+
+@pytest.mark.parametrize("kind", ["grpc", "grpc-stream"])
+def test_grpc_raft_writer_takes_two_loop_turns_per_write(kind: str) -> None:
+    # A stream write costs far more CPU than its bytes: the writer waits one
+    # more loop turn, so a message queued in the next turn joins the write.
+    async def body() -> None:
+        c = await make_cluster(kind, 2)
+        try:
+            t1 = c.transports[1]
+            assert t1.send_raft_message(2, raft_msg(1, 2, 0))
+            await wait_until(lambda: c.nodes[2].raft)
+            for _ in range(5):  # let the writer go back to waiting
+                await asyncio.sleep(0)
+            before, sent_before = len(c.nodes[2].raft), c.raw[1].raft_batches_sent
+            assert t1.send_raft_message(2, raft_msg(1, 2, 1))
+            await asyncio.sleep(0)  # the next loop turn
+            assert t1.send_raft_message(2, raft_msg(1, 2, 2))
+            await wait_until(lambda: c.nodes[2].indexes_from(1)[-1:] == [2])
+            assert c.raw[1].raft_batches_sent - sent_before == 1
+            assert [r.indexes for r in c.nodes[2].raft[before:]] == [[1, 2]]
+        finally:
+            await c.close()
+
+    run(body())
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_raft_delivery_is_never_reentrant(kind: str) -> None:
     async def body() -> None:
