@@ -16,7 +16,11 @@ the descriptor and the store's view of the cluster:
 4. else a **voter on a dead node is removed** — once its replacement voter is
    in place (or no spare node exists and enough voters remain anyway, see
    `needed_voters`) and only if the remaining voters that are live still form
-   a quorum of the new configuration. The leaseholder never removes itself.
+   a quorum of the new configuration. The leaseholder never removes itself;
+5. else, with more voters than the replication factor (a dead node that came
+   back before its replacement finished), one voter is removed — a non-live
+   one first, else a lagging one, else the oldest — again never below a
+   live quorum.
 
 So replacing a dead voter is *add learner → snapshot → promote → remove the
 dead voter*: four runs, each waiting for the previous change to apply. In the
@@ -35,7 +39,7 @@ is not garbage-collected yet).
 
 A membership change is a raft conf change whose context carries the command
 that writes the new descriptor; meta addressing is updated after it applies.
-Rebalancing and down-replication of live replicas are not done.
+Rebalancing (moving live replicas between live nodes) is not done.
 See docs/design/replication.md.
 """
 
@@ -130,6 +134,8 @@ def plan_change(
         why = f"replacing dead n{dead_voters[0].node_id}: " if dead_voters else ""
         return Change("add", f"{why}added learner on n{node}", node)
     if not dead_voters:
+        if len(voters) > replication_factor:
+            return _remove_extra_voter(voters, self_replica_id, live_set, caught_up)
         return NOTHING
     dv = dead_voters[0]
     if len(healthy) < needed_voters(replication_factor, len(live_set)):
@@ -139,6 +145,27 @@ def plan_change(
         return Change("none", f"not removing dead voter {dv.replica_id}: no live quorum after")
     return Change("remove", f"removed dead voter {dv.replica_id} on n{dv.node_id}",
                   dv.node_id, dv.replica_id)
+
+
+def _remove_extra_voter(
+    voters: list[data_pb2.ReplicaDescriptor],
+    self_replica_id: int,
+    live: set[int],
+    caught_up: Callable[[int], bool],
+) -> Change:
+    """More voters than the replication factor (a dead node came back
+    between its replacement's promotion and its removal): drop one — a
+    voter that is not live if any, else one that lags behind, else the
+    oldest (lowest replica id) — never the leaseholder, never below a live
+    quorum."""
+    others = [x for x in voters if x.replica_id != self_replica_id]
+    others.sort(key=lambda x: (x.node_id in live, caught_up(x.replica_id), x.replica_id))
+    v = others[0]
+    rest = [x for x in voters if x.replica_id != v.replica_id]
+    if sum(1 for x in rest if x.node_id in live) < _quorum(len(rest)):
+        return Change("none", f"not removing extra voter {v.replica_id}: no live quorum after")
+    return Change("remove", f"removed extra voter {v.replica_id} on n{v.node_id}",
+                  v.node_id, v.replica_id)
 
 
 async def maybe_replicate(r: Replica) -> str | None:

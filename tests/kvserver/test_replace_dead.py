@@ -89,6 +89,18 @@ def test_plan_never_removes_below_a_live_quorum_nor_itself():
     assert not (ch.kind == "remove" and ch.replica_id == 1)
 
 
+def test_plan_trims_voters_above_the_replication_factor():
+    # n3 came back after its replacement on n4 was promoted: 4 live voters.
+    four = desc((1, 1, V), (2, 2, V), (3, 3, V), (4, 4, V))
+    ch = plan(four, live=[1, 2, 3, 4])
+    assert (ch.kind, ch.replica_id) == ("remove", 2)  # oldest that is not the leaseholder
+    ch = plan(four, live=[1, 2, 3, 4], caught_up=lambda r: r != 3)
+    assert (ch.kind, ch.replica_id) == ("remove", 3)  # a lagging one first
+    ch = plan(four, live=[1, 2, 4])  # n3 not live (not dead): it goes first
+    assert (ch.kind, ch.replica_id) == ("remove", 3)
+    assert plan(desc((1, 1, V), (2, 2, V), (3, 3, V)), live=[1, 2, 3, 4]).kind == "none"
+
+
 def test_plan_promotion_needs_a_live_quorum():
     d = desc((1, 1, V), (2, 2, V), (3, 3, V), (4, 4, L))
     ch = plan(d, live=[1, 4])  # n2, n3 unreachable: 4 voters would need 3 live
