@@ -34,8 +34,8 @@ do not have. Removing first would be the mirror image (2 voters, quorum 2).
 A node that is merely slow or briefly partitioned keeps its replicas; one
 that comes back after being removed holds a replica that is no longer in the
 descriptor: the others never send it anything, and pre-vote with
-check-quorum keeps its campaigns from disturbing the range (its stale data
-is not garbage-collected yet).
+check-quorum keeps its campaigns from disturbing the range; replica GC
+(`Store._maybe_gc_replica`) deletes it once meta shows it was removed.
 
 A membership change is a raft conf change whose context carries the command
 that writes the new descriptor; meta addressing is updated after it applies.

@@ -55,6 +55,7 @@ from crdb_py.kvserver.logwriter import LogWriter, new_log_writer
 from crdb_py.kvserver.replica import (
     Replica,
     load_descriptor,
+    range_data_spans,
     replica_for_node,
     write_descriptor,
     write_initial_range_state,
@@ -121,6 +122,10 @@ class StoreConfig:
     # CockroachDB's ``server.time_until_store_dead``; the cluster setting of
     # that name (seconds, in KV) overrides it.
     time_until_store_dead: float = 300.0
+    # Replica GC: a replica without a raft leader for this many seconds asks
+    # meta whether it is still a member of its range; if a newer descriptor
+    # no longer lists it, the replica and its data are deleted.
+    replica_gc_interval: float = 10.0
 
 
 class NodeDialer(Protocol):
@@ -186,6 +191,8 @@ class Store:
         self._not_live_since: dict[int, float] = {}
         self._store_dead_override: float | None = None
         self._settings_read_at: float | None = None
+        self._leaderless_since: dict[int, float] = {}  # range id -> loop time
+        self.replicas_gced = 0
 
     # ---- txn machinery over the cluster KV client (created once kv is set) ----
 
@@ -469,6 +476,7 @@ class Store:
                 continue
             self._truncate_log(r)
             if not r.owns_valid_lease():
+                self._maybe_gc_replica(r)
                 continue
             self._spawn(("replicate", r.range_id), maybe_replicate(r))
             self.gc_queue.maybe_enqueue(r)
@@ -612,33 +620,86 @@ class Store:
     def _replace_removed_replica(self, old: Replica, replica_id: int) -> Replica:
         """Traffic for a newer replica id of a range we hold: our replica was
         removed from the range (its node was down, it was replaced) and this
-        store was added back since — replica ids are never reused. Drop the
-        stale replica's raft and range-id state and its descriptor, and start
-        the new one uninitialized: it accepts only a snapshot. Its user data
-        stays until the snapshot overwrites the span (the old span may
-        overlap other replicas' data by now, so it is not deleted blindly)."""
+        store was added back since — replica ids are never reused. Destroy
+        the stale replica and start the new one uninitialized: it accepts
+        only a snapshot."""
         log.info("n%d: %s was removed from its range; replacing it with replica %d",
                  self.config.node_id, old, replica_id)
-        old.destroyed = True
-        for p in list(old.proposals.values()):
+        self.destroy_replica(old)
+        r = Replica(self, old.range_id, replica_id)
+        self.replicas[old.range_id] = r
+        return r
+
+    def destroy_replica(self, r: Replica) -> None:
+        """Drop a replica that is no longer a member of its range: its raft
+        and range-id state, its descriptor, and its data — unless another
+        replica on this store overlaps its (stale) span by now, in which
+        case the data stays for a later snapshot to overwrite."""
+        r.destroyed = True
+        for p in list(r.proposals.values()):
             if not p.fut.done():
-                p.fut.set_exception(RangeNotFoundError(old.range_id))
-        old.proposals.clear()
-        self._inflight.pop(old.range_id, None)
-        b = self.engine.new_batch()
-        lo = keys.range_id_prefix(old.range_id)
+                p.fut.set_exception(RangeNotFoundError(r.range_id))
+        r.proposals.clear()
+        self._inflight.pop(r.range_id, None)
+        self._leaderless_since.pop(r.range_id, None)
+        if self.replicas.get(r.range_id) is r:
+            del self.replicas[r.range_id]
+        lo = keys.range_id_prefix(r.range_id)
         spans = [(lo, keys.prefix_end(lo))]
-        if old.desc is not None:
-            dk = keys.range_descriptor_key(old.desc.start_key)
-            spans.append(span_bounds(dk, keys.next_key(dk)))
+        d = r.desc
+        if d is not None:
+            overlaps = any(
+                o.desc is not None and not o.destroyed and o.range_id != r.range_id
+                and o.desc.start_key < d.end_key and d.start_key < o.desc.end_key
+                for o in self.replicas.values()
+            )
+            if overlaps:
+                dk = keys.range_descriptor_key(d.start_key)
+                spans.append(span_bounds(dk, keys.next_key(dk)))
+            else:
+                spans.extend(span_bounds(s, e) for s, e in range_data_spans(d))
+        b = self.engine.new_batch()
         for s, e in spans:
             for k, _ in list(self.engine.iter_range(s, e)):
                 b.delete(k)
         if b.count():
             self.engine.write(b, sync=False)
-        r = Replica(self, old.range_id, replica_id)
-        self.replicas[old.range_id] = r
-        return r
+
+    # ---- replica GC --------------------------------------------------------------
+
+    def _maybe_gc_replica(self, r: Replica) -> None:
+        if r.desc is None or r.raw_node.lead != 0:
+            self._leaderless_since.pop(r.range_id, None)
+            return
+        now = self._now()
+        since = self._leaderless_since.setdefault(r.range_id, now)
+        if now - since > self.config.replica_gc_interval:
+            self._leaderless_since[r.range_id] = now  # next check one interval on
+            self._spawn(("replica-gc", r.range_id), self._replica_gc_check(r))
+
+    async def _replica_gc_check(self, r: Replica) -> None:
+        """Ask meta for the range's current descriptor; destroy `r` if a
+        newer one no longer lists it (CockroachDB's replica GC queue)."""
+        assert r.desc is not None
+        ba = api_pb2.BatchRequest()
+        ba.header.max_span_request_keys = 1
+        sc = ba.requests.add().scan
+        sc.header.key = keys.meta_lookup_start(r.desc.start_key)
+        sc.header.end_key = keys.META_MAX
+        br = await asyncio.wait_for(self._kv_send(ba), 10.0)
+        rows = br.responses[0].scan.rows
+        if not rows or r.destroyed or r.desc is None or self.replicas.get(r.range_id) is not r:
+            return
+        cur = data_pb2.RangeDescriptor.FromString(rows[0].value.raw_bytes)
+        if cur.range_id != r.range_id or cur.generation <= r.desc.generation:
+            return
+        me = replica_for_node(cur, self.config.store_id)
+        if me is not None and me.replica_id == r.replica_id:
+            return
+        log.info("n%d: %s is no longer a member of its range (%s): removing it",
+                 self.config.node_id, r, "re-added" if me is not None else "removed")
+        self.destroy_replica(r)
+        self.replicas_gced += 1
 
     def on_replica_initialized(self, r: Replica) -> None:
         log.info("n%d: %s initialized from a snapshot", self.config.node_id, r)

@@ -16,6 +16,7 @@ import pytest
 from crdb_py.kvserver.replicate_queue import Change, needed_voters, plan_change
 from crdb_py.pb import data_pb2
 from crdb_py.sim.kvcluster import InProcessKVCluster
+from crdb_py.storage.mvcc_key import span_bounds
 
 V, L = data_pb2.VOTER_FULL, data_pb2.LEARNER
 SPLITS = [b"k2", b"k4", b"k6"]
@@ -137,10 +138,10 @@ async def wait_until(cond, timeout: float, what: str) -> None:
         await asyncio.sleep(0.05)
 
 
-async def setup(dead_after: float) -> tuple[InProcessKVCluster, int]:
+async def setup(dead_after: float, **knobs) -> tuple[InProcessKVCluster, int]:
     """4 nodes, RF 3, 4 user ranges + range 1; returns the cluster and the
     node holding the most replicas (the victim)."""
-    c = InProcessKVCluster(4, replication_factor=3, time_until_store_dead=dead_after)
+    c = InProcessKVCluster(4, replication_factor=3, time_until_store_dead=dead_after, **knobs)
     await c.start()
     db = c.db()
     for k in KEYS:
@@ -268,7 +269,7 @@ def test_briefly_down_node_keeps_its_replicas():
 
 def test_returning_dead_node_does_not_disrupt_its_old_ranges():
     async def main():
-        c, victim = await setup(dead_after=1.5)
+        c, victim = await setup(dead_after=1.5, replica_gc_interval=1.0)
         try:
             nranges = len(leaseholder_descs(c))
             await c.stop_node(victim)
@@ -287,6 +288,14 @@ def test_returning_dead_node_does_not_disrupt_its_old_ranges():
             assert now == terms  # no election was forced by the removed replicas
             for d in leaseholder_descs(c).values():
                 assert victim not in [x.node_id for x in d.replicas]
+            # replica GC: the stale replicas asked meta, learned they were
+            # removed, and deleted themselves with their data
+            store = c.nodes[victim].store
+            await wait_until(lambda: not any(r.initialized for r in store.replicas.values()),
+                             15, "replica GC on the returned node")
+            assert store.replicas_gced >= 2
+            lo, hi = span_bounds(b"k", b"l")
+            assert list(c.nodes[victim].engine.iter_range(lo, hi)) == []
         finally:
             await c.close()
 
