@@ -37,7 +37,8 @@ KNOWN: dict[str, str] = {  # name -> TxnConfig field
     WRITE_PIPELINING_ENABLED: "write_pipelining",
 }
 INT_SETTINGS: dict[str, int] = {  # name -> default (read by the servers, not the gateway)
-    "gc.ttlseconds": 25 * 3600,
+    "gc.ttlseconds": 25 * 3600,  # crdb_py/kvserver/gc_queue.py
+    "server.time_until_store_dead": 300,  # crdb_py/kvserver/store.py: replace dead replicas
 }
 REFRESH_INTERVAL = 1.0
 _last_refresh: dict[int, float] = {}  # id(store) -> monotonic time

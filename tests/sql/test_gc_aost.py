@@ -75,3 +75,20 @@ def test_gc_ttl_is_a_cluster_setting() -> None:
         assert ("gc.ttlseconds", "7") in cur.fetchall()
     finally:
         conn.close()
+
+
+def test_time_until_store_dead_is_a_cluster_setting() -> None:
+    """`SET CLUSTER SETTING server.time_until_store_dead` reaches the stores,
+    which decide from it when a node's replicas are replaced."""
+    conn = crdb_py.connect()
+    try:
+        conn.autocommit = True
+        cur = conn.cursor()
+        cur.execute("SHOW CLUSTER SETTING server.time_until_store_dead")
+        assert cur.fetchall() == [(300,)]
+        cur.execute("SET CLUSTER SETTING server.time_until_store_dead = 7")
+        store = _store(conn)
+        conn._backend.run(store._read_store_dead_setting(), timeout=30)  # type: ignore[attr-defined]
+        assert store.time_until_store_dead() == 7.0
+    finally:
+        conn.close()

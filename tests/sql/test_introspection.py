@@ -67,7 +67,8 @@ def test_cluster_setting_roundtrip_and_effect(conn: Any) -> None:
     assert rows(conn, f"SHOW CLUSTER SETTING {PC}") == [(False,)]
     assert db.settings.get(PC) is False
     assert dict(rows(conn, "SHOW ALL CLUSTER SETTINGS")) == {
-        PC: "false", WP: "true", "gc.ttlseconds": "90000"}
+        PC: "false", WP: "true", "gc.ttlseconds": "90000",
+        "server.time_until_store_dead": "300"}
     # another gateway's view: a stale local value is corrected from KV
     db.settings.set(PC, True)
     conn._backend.run(cluster_settings.refresh(db, force=True))
