@@ -32,7 +32,7 @@ SERVER_PARAMS = {"server_version": SERVER_VERSION, "server_encoding": "UTF8",
                  "integer_datetimes": "on", "standard_conforming_strings": "on", "TimeZone": "UTC"}
 _SHOW_EXTRA = {"transaction isolation level": "serializable", "transaction_isolation": "serializable",
                "default_transaction_isolation": "serializable", "server_version_num": "130000",
-               "max_identifier_length": "63"}
+               "max_identifier_length": "63", "search_path": '"$user", public'}
 _SHOWABLE = {k.lower(): (k, v) for k, v in SERVER_PARAMS.items()} | {
     k: (k.replace(" ", "_"), v) for k, v in _SHOW_EXTRA.items()}
 _RE_SHOW = re.compile(r"^SHOW\s+(\w+(?:\s+\w+)*?)\s*;?$", re.I)

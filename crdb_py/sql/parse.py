@@ -13,6 +13,7 @@ when the statement is parsed, so the executor sees only `$n`.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -24,6 +25,10 @@ from sqlglot.errors import ParseError, TokenError
 
 from crdb_py.sql import errors as E
 from crdb_py.sql import users
+
+# sqlglot logs a warning for every statement it falls back to parsing as a
+# Command; those are refused with a clear 0A000 below, so the log is noise.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 AOST_SUFFIX = re.compile(r"\s+AS\s+OF\s+SYSTEM\s+TIME\s+(.+?)\s*$", re.I | re.S)
 
@@ -54,6 +59,7 @@ _UPSERT = re.compile(r"^UPSERT\s+INTO\b", re.I)
 _DROP_INDEX_AT = re.compile(r"^DROP\s+INDEX\s+(IF\s+EXISTS\s+)?(\w+)@(\w+)(\s+CASCADE)?$", re.I)
 _SET_CLUSTER = re.compile(r"^SET\s+CLUSTER\s+SETTING\s+([\w.]+)\s*(?:=|TO)\s*(.+)$", re.I | re.S)
 _SET = re.compile(r"^SET\s+(?:SESSION\s+)?(\w+)\s*(?:=|TO)\s*(.+)$", re.I | re.S)
+_SET_TIME_ZONE = re.compile(r"^SET\s+(?:SESSION\s+)?TIME\s+ZONE\s+(.+)$", re.I | re.S)
 
 _KIND = {exp.Select: "query", exp.Union: "query", exp.Except: "query", exp.Intersect: "query",
          exp.Insert: "insert", exp.Update: "update", exp.Delete: "delete",
@@ -144,6 +150,9 @@ def parse_statement(sql: str) -> Statement:
     m = _SET_CLUSTER.match(text)
     if m:
         return Statement("set_cluster", arg=(m.group(1).lower(), m.group(2).strip()), text=text)
+    m = _SET_TIME_ZONE.match(text)
+    if m:
+        return Statement("set", arg=("timezone", m.group(1).strip()), text=text)
     m = _SET.match(text)
     if m and not upsert:
         return Statement("set", arg=(m.group(1).lower(), m.group(2).strip()), text=text)

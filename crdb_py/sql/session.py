@@ -477,6 +477,8 @@ class Session:
             val = val.strip().strip("'\"")
             if name == "statement_timeout":
                 parse_duration_ms(val)  # 22023 on a bad value
+            if name in ("timezone", "time_zone"):
+                name, val = "timezone", _utc_only(val)
             self.vars[name] = val
             return Result(tag="SET")
         if k == "explain_analyze":
@@ -531,7 +533,18 @@ class Session:
         raise E.unsupported(f"statement kind {k}")
 
 
-SESSION_VARS = {"statement_timeout": "0"}  # SHOW-able session variables and defaults
+# SHOW-able session variables and their defaults
+SESSION_VARS = {"statement_timeout": "0", "timezone": "UTC", "search_path": '"$user", public'}
+_UTC_NAMES = {"utc", "z", "gmt", "etc/utc", "etc/gmt", "zulu", "+00", "+00:00", "0", "00:00",
+              "default", "local"}
+
+
+def _utc_only(val: str) -> str:
+    """Timestamps are UTC throughout (TIMESTAMPTZ is stored and shown in UTC):
+    setting another time zone is refused rather than silently ignored."""
+    if val.strip().lower() not in _UTC_NAMES:
+        raise E.SQLError(f"time zone {val!r} is not supported: only UTC", "0A000")
+    return "UTC"
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s|min|h)?\s*$", re.I)
 _UNIT_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "min": 60_000.0, "h": 3_600_000.0}
 

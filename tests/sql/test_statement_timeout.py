@@ -153,3 +153,18 @@ def test_cancel_reaches_dml_loops(sess: SyncSession, sql: str) -> None:
     assert ei.value.sqlstate == "57014"
     assert sess.rows("SELECT count(*), sum(v) FROM big") == [(2400, 0)]
     assert sess.rows("SELECT count(*) FROM big2") == [(0,)]
+
+
+def test_time_zone_and_search_path(sess: SyncSession) -> None:
+    """What drivers set and ask at connect time: UTC is accepted under its
+    usual names, any other zone is refused (not silently ignored)."""
+    assert sess.rows("SHOW timezone") == [("UTC",)]
+    assert sess.rows("SHOW search_path") == [('"$user", public',)]
+    for sql in ("SET TIME ZONE 'UTC'", "SET TIME ZONE utc", "SET timezone = 'Etc/UTC'",
+                "SET TIME ZONE DEFAULT", "SET timezone TO '+00:00'"):
+        sess.ex(sql)
+        assert sess.rows("SHOW timezone") == [("UTC",)]
+    for sql in ("SET TIME ZONE 'Europe/Paris'", "SET timezone = '+02'"):
+        with pytest.raises(E.SQLError) as ei:
+            sess.ex(sql)
+        assert ei.value.sqlstate == "0A000"
