@@ -94,7 +94,49 @@ def _number_placeholders(ast: exp.Expression) -> None:
             node.replace(exp.Parameter(this=exp.Literal.number(i)))
 
 
+_DOLLAR_TAG = re.compile(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$")
+_PARAM = re.compile(r"\$\d+")
+
+
+def space_parameters(sql: str) -> str:
+    """`$1,$2` -> `$1 ,$2 `: sqlglot's tokenizer reads a `$n` followed directly
+    by more text as the start of a dollar-quoted string (`SELECT $1,$2` fails
+    to tokenize), and drivers write exactly that (psycopg turns `%s,%s` into
+    `$1,$2`). A space after each placeholder outside quotes fixes it."""
+    if "$" not in sql:
+        return sql
+    out: list[str] = []
+    i, n = 0, len(sql)
+    while i < n:
+        ch = sql[i]
+        if ch in ("'", '"'):  # a quoted string or identifier ('' / "" escape themselves)
+            j = sql.find(ch, i + 1)
+            while j != -1 and j + 1 < n and sql[j + 1] == ch:
+                j = sql.find(ch, j + 2)
+            j = n if j == -1 else j + 1
+            out.append(sql[i:j])
+            i = j
+            continue
+        if ch == "$":
+            m = _PARAM.match(sql, i)
+            if m:
+                out.append(m.group(0) + " ")
+                i = m.end()
+                continue
+            m = _DOLLAR_TAG.match(sql, i)
+            if m:  # $tag$ ... $tag$: copied as is
+                end = sql.find(m.group(0), m.end())
+                j = n if end == -1 else end + len(m.group(0))
+                out.append(sql[i:j])
+                i = j
+                continue
+        out.append(ch)
+        i += 1
+    return "".join(out)
+
+
 def parse_sql(sql: str) -> exp.Expression:
+    sql = space_parameters(sql)
     try:
         asts = sqlglot.parse(sql, dialect="postgres")
     except (ParseError, TokenError) as ex:
