@@ -46,6 +46,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from crdb_py.pgwire import copy as pgcopy
 from crdb_py.pgwire import messages as M
 from crdb_py.pgwire import pgcatalog, pgtypes
 from crdb_py.pgwire.backend import Column, PreparedInfo, SQLBackend, SQLSession, StatementResult
@@ -56,6 +57,7 @@ log = logging.getLogger(__name__)
 
 AuthMode = Literal["trust", "scram", "loopback-trust"]
 MAX_MESSAGE = 64 << 20
+COPY_BATCH_ROWS = 500  # rows per INSERT statement of a COPY FROM
 TLS_HANDSHAKE_TIMEOUT = 10.0  # seconds a client may take to finish the TLS handshake
 
 
@@ -378,6 +380,13 @@ class PGServer:
             c.out.append(M.EMPTY_QUERY)
             return
         for s in stmts:
+            if pgcopy.is_copy(s):
+                try:
+                    c.out.append(M.command_complete(await self._copy(c, s)))
+                except Exception as e:
+                    c.out.append(_error_message(e))
+                    return
+                continue
             try:
                 res = await self._run(c, s, None)
             except Exception as e:
@@ -391,6 +400,80 @@ class PGServer:
                     if len(c.out) > 512:
                         await self._flush(c)
             c.out.append(M.command_complete(res.tag) if res.tag else M.EMPTY_QUERY)
+
+    # -- COPY (crdb_py/pgwire/copy.py) --------------------------------------------------------
+    async def _copy(self, c: _Conn, sql: str) -> str:
+        """Run one COPY statement; returns its command tag ("COPY n")."""
+        spec = pgcopy.parse(sql)
+        if spec.direction == "out":
+            return await self._copy_out(c, spec)
+        cols = list(spec.columns)
+        if not cols:  # every visible column, in table order
+            cols = [col.name for col in (await self._run(
+                c, f"SELECT * FROM {spec.table} LIMIT 0", None)).columns]
+        await self._flush(c)
+        c.writer.write(M.msg(b"G", struct.pack(f"!bh{len(cols)}h", 0, len(cols),
+                                               *([0] * len(cols)))))
+        await c.writer.drain()
+        chunks: list[bytes] = []
+        failed = None
+        while True:  # PostgreSQL ignores Flush and Sync while copying in
+            kind, body = await self._read_message(c)
+            if kind == "d":
+                chunks.append(body)
+            elif kind == "c":
+                break
+            elif kind == "f":
+                failed = Reader(body).cstr()
+                break
+            elif kind not in ("H", "S"):
+                raise ProtocolViolation(f"unexpected message type {kind!r} during COPY")
+        if failed is not None:
+            raise _sql_error("57014", f"COPY from stdin failed: {failed}")
+        rows = pgcopy.decode_rows(b"".join(chunks), spec)
+        for i, r in enumerate(rows):
+            if len(r) != len(cols):
+                raise _sql_error("22P04", f"COPY {spec.table}, line {i + 1}: expected "
+                                 f"{len(cols)} columns, got {len(r)}")
+        began = self._status(c) == "I"  # the whole COPY is one transaction
+        if began:
+            await self._run(c, "BEGIN", None)
+        try:
+            collist = ", ".join(cols)
+            for lo in range(0, len(rows), COPY_BATCH_ROWS):
+                part = rows[lo:lo + COPY_BATCH_ROWS]
+                k = len(cols)
+                values = ", ".join(
+                    "(" + ", ".join(f"${j * k + i + 1}" for i in range(k)) + ")"
+                    for j in range(len(part)))
+                await self._run(c, f"INSERT INTO {spec.table} ({collist}) VALUES {values}",
+                                [f for r in part for f in r])
+            if began:
+                await self._run(c, "COMMIT", None)
+        except BaseException:
+            if began:
+                with contextlib.suppress(Exception):
+                    await self._run(c, "ROLLBACK", None)
+            raise
+        return f"COPY {len(rows)}"
+
+    async def _copy_out(self, c: _Conn, spec: pgcopy.CopySpec) -> str:
+        query = spec.query or (f"SELECT {', '.join(spec.columns) or '*'} FROM {spec.table}")
+        res = await self._run(c, query, None)
+        if not res.returns_rows:
+            raise _sql_error("42601", "COPY (query) TO STDOUT needs a query that returns rows")
+        n = len(res.columns)
+        c.out.append(M.msg(b"H", struct.pack(f"!bh{n}h", 0, n, *([0] * n))))
+        if spec.header:
+            c.out.append(M.msg(b"d", pgcopy.encode_row([col.name for col in res.columns], spec)))
+        for row in res.rows:
+            fields = [None if v is None else pgtypes.to_text(v, col.type_oid)
+                      for v, col in zip(row, res.columns, strict=True)]
+            c.out.append(M.msg(b"d", pgcopy.encode_row(fields, spec)))
+            if len(c.out) > 512:
+                await self._flush(c)
+        c.out.append(M.msg(b"c"))
+        return f"COPY {len(res.rows)}"
 
     # -- extended protocol ---------------------------------------------------------------------
     async def _parse(self, c: _Conn, r: Reader) -> None:
