@@ -22,6 +22,7 @@ See docs/design/transactions.md, "Intent resolution and recovery".
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from crdb_py.kvserver.batcheval import txn_record as tr
@@ -51,6 +52,10 @@ def push_batch(
     p.push_type = push_type  # type: ignore[assignment]
     p.force = force
     return ba
+
+
+MOOT_BACKOFF = 0.005  # seconds before re-pushing after a moot recovery, doubling
+MOOT_BACKOFF_MAX = 0.5
 
 
 class KVTxnPusher:
@@ -84,6 +89,7 @@ class KVTxnPusher:
         recovered instead."""
         if not pushee.key:
             raise InternalError(f"cannot push txn {pushee.id.hex()[:8]} without its anchor key")
+        moot = 0
         while True:
             self.pushes += 1
             try:
@@ -101,6 +107,11 @@ class KVTxnPusher:
                     pushee.id.hex()[:8],
                     tr.status_name(rec.status),
                 )
+                # The staging record changed under the recovery (its
+                # coordinator is still at work): back off before pushing
+                # again, or pusher and recovery spin without end.
+                moot += 1
+                await asyncio.sleep(min(MOOT_BACKOFF_MAX, MOOT_BACKOFF * 2 ** min(moot, 10)))
                 continue
             out = data_pb2.Transaction()
             out.CopyFrom(br.responses[0].push_txn.pushee_txn)

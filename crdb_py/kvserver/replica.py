@@ -322,6 +322,7 @@ class Replica:
         spans = evaluate.declare_keys(self.desc, ba)
         creq = request_from_batch(ba, spans)
         g = await cm.sequence(creq)
+        waits = 0  # txn-wait-queue round trips of a failing push
         try:
             while True:
                 try:
@@ -343,12 +344,20 @@ class Replica:
                     push = _single_push(ba)
                     if push is None or push.push_type == api_pb2.PUSH_TOUCH:
                         raise
-                    # Wait in the pushee's txn wait queue, without latches.
+                    # Wait in the pushee's txn wait queue, without latches. The
+                    # queue may forward the pushee's meta in the request: our copy.
                     cm.finish(g)
+                    g = None
+                    own = api_pb2.BatchRequest()
+                    own.CopyFrom(ba)
+                    ba, push = own, own.requests[0].push_txn
                     pusher = push.pusher_txn if push.HasField("pusher_txn") else None
                     res = await cm.wait_for_pushee(push, pusher, pushee_record=e.pushee)
                     if res == PushWaitResult.DEADLOCK:
                         ba = _forced_push(ba)
+                    waits += 1
+                    if waits > 3:  # never spin: a push that keeps failing backs off
+                        await asyncio.sleep(min(0.5, 0.005 * 2 ** min(waits, 10)))
                     g = await cm.sequence(creq)
         finally:
             if g is not None:

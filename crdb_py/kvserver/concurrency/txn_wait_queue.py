@@ -162,7 +162,15 @@ class TxnWaitQueue:
             # lock and has no record, so it cannot be part of a cycle.
             if w.pusher is not None and self.detect_deadlocks and w.pusher.meta.key:
                 detector = asyncio.ensure_future(self._detect_deadlocks(w))
-            return await self._wait(w)
+            res = await self._wait(w)
+            rec = self._records.get(pid)
+            if res == PushWaitResult.PUSHEE_UPDATED and rec is not None:
+                # Tell the push what satisfied it: the record may have been
+                # learned from another push (a newer intent's write timestamp)
+                # and not be on disk; re-evaluated with its own older view of
+                # the pushee, the push would fail again and come straight back.
+                _forward_meta(push.pushee_txn, rec.meta)
+            return res
         finally:
             if detector is not None:
                 detector.cancel()
@@ -290,6 +298,14 @@ def _merge_forward(new: data_pb2.Transaction, old: data_pb2.Transaction) -> None
         new.meta.write_timestamp.CopyFrom(old.meta.write_timestamp)
     if ts_from_proto(new.last_heartbeat) < ts_from_proto(old.last_heartbeat):
         new.last_heartbeat.CopyFrom(old.last_heartbeat)
+
+
+def _forward_meta(meta: data_pb2.TxnMeta, seen: data_pb2.TxnMeta) -> None:
+    """Forward `meta`'s epoch and write timestamp to what `seen` knows."""
+    if seen.epoch > meta.epoch:
+        meta.epoch = seen.epoch
+    if ts_from_proto(meta.write_timestamp) < ts_from_proto(seen.write_timestamp):
+        meta.write_timestamp.CopyFrom(seen.write_timestamp)
 
 
 def _fail(w: _WaitingPush, e: BaseException) -> None:

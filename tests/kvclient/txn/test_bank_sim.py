@@ -34,6 +34,11 @@ SPLIT = b"bank/b"
 TOTAL = 100 * len(ACCOUNTS)
 SETTINGS = [(p, w) for p in (True, False) for w in (True, False)]
 FAST_SEEDS = [2]  # its nemesis crashes a node and moves leases
+# Seed 207 once livelocked: a waiting push, satisfied by what the txn wait
+# queue had learned from another push, failed again on re-evaluation and
+# spun at one instant of virtual time (fixed: the queue forwards the push's
+# pushee meta, and a repeatedly failing push backs off).
+REGRESSION_SEEDS = [207]
 SLOW_SEEDS = list(range(200, 210))
 
 
@@ -185,6 +190,11 @@ def test_bank_total_is_conserved_under_nemesis(parallel: bool, pipelining: bool,
     out = _check(parallel, pipelining, seed)
     assert any("crash" in f for _, f in out.faults), out.faults
     assert any("transfer" in f for _, f in out.faults), out.faults
+
+
+@pytest.mark.parametrize("seed", REGRESSION_SEEDS)
+def test_bank_regression_seeds(seed: int) -> None:
+    _check(True, True, seed)
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from crdb_py.kvserver.concurrency import PushWaitResult, TxnWaitQueue
 from crdb_py.pb import api_pb2, data_pb2
 from crdb_py.sim import vloop
 from crdb_py.util.errors import TransactionAbortedError, TransactionStatusError
-from crdb_py.util.hlc import HLC, ManualClock, Timestamp, ts_to_proto
+from crdb_py.util.hlc import HLC, ManualClock, Timestamp, ts_from_proto, ts_to_proto
 from tests.kvserver.concurrency.harness import cancel_and_wait
 
 S = 1_000_000_000
@@ -253,5 +253,31 @@ def test_record_knowledge_only_moves_forward():
         q.on_txn_record_updated(txn(b"e", ts=12 * S))  # stale: ignored
         assert q._records[b"e"].meta.write_timestamp.wall_time == 25 * S
         await cancel_and_wait(t)
+
+    run(main)
+
+
+def test_a_satisfied_push_learns_what_satisfied_it():
+    """Two pushes of one pushee wait together; the second one's failed attempt
+    saw a newer intent of the pushee (write ts 25) than the first (10). The
+    queue's merged record satisfies the first push's target (20) — so the
+    first push must leave with the pushee's meta forwarded to 25, or its
+    re-evaluation (which reads no record: it was never written) fails again
+    and comes straight back: a livelock found by the bank simulation, seed 207."""
+    async def main():
+        seam = Seam()
+        e, p1, p2 = txn(b"e"), txn(b"p1"), txn(b"p2")
+        seam.records = {b"e": e, b"p1": p1, b"p2": p2}
+        q, _ = make(seam)
+        first = push(e, api_pb2.PUSH_TIMESTAMP, 20 * S)
+        t1 = asyncio.ensure_future(q.wait_for_pushee(first, p1, pushee_record=e))
+        await asyncio.sleep(0.05)
+        newer = txn(b"e", ts=25 * S)
+        second = push(newer, api_pb2.PUSH_TIMESTAMP, 30 * S)
+        t2 = asyncio.ensure_future(q.wait_for_pushee(second, p2, pushee_record=newer))
+        assert await t1 is PushWaitResult.PUSHEE_UPDATED
+        assert ts_from_proto(first.pushee_txn.write_timestamp) == Timestamp(25 * S)
+        assert not t2.done()  # 25 does not satisfy a push to 30
+        t2.cancel()
 
     run(main)
